@@ -1,0 +1,5 @@
+import sys
+
+from authscale.cli import main
+
+sys.exit(main())

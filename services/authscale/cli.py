@@ -1,0 +1,45 @@
+"""The ``authscale`` command: one parser; each command group lives beside the code it drives."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from authscale import accounts, stack
+from authscale.errors import ConfigError
+
+#: Each entry adds its sub-commands; every sub-command sets ``run`` to a function of the args.
+COMMAND_GROUPS: tuple[
+    Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...
+] = (
+    stack.register_commands,
+    accounts.register_commands,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authscale",
+        description="Session vs token authentication on a horizontally scaled stack.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in COMMAND_GROUPS:
+        register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except ConfigError as error:
+        print(f"authscale: configuration error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
