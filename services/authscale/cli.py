@@ -6,14 +6,14 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from authscale import accounts, stack
+from authscale import accounts, supervisor
 from authscale.errors import ConfigError
 
 #: Each entry adds its sub-commands; every sub-command sets ``run`` to a function of the args.
 COMMAND_GROUPS: tuple[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...
 ] = (
-    stack.register_commands,
+    supervisor.register_commands,
     accounts.register_commands,
 )
 

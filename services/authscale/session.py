@@ -13,6 +13,7 @@ from authscale.credentials import parse_credentials
 from authscale.errors import Forbidden, InvalidCredentials, Unauthorized
 from authscale.metrics import AUTH_FAILURES
 from authscale.passwords import Passwords
+from authscale.payloads import json_body
 from authscale.service import Service, create_service
 from authscale.sessions import Session, Sessions
 from authscale.settings import Settings
@@ -65,7 +66,7 @@ def session_routes(service: Service) -> Blueprint:
 
     @blueprint.post("/login")
     async def login() -> Response:
-        credentials = parse_credentials(await request.get_json())
+        credentials = parse_credentials(await json_body())
         user = await users.authenticate(credentials.username, credentials.password)
         if user is None:
             AUTH_FAILURES.labels(ROLE, "invalid_credentials").inc()
