@@ -18,7 +18,7 @@ async def json_body() -> Any:
     """
     if not request.mimetype or request.mimetype != "application/json":
         raise BadRequest("expected Content-Type: application/json")
-    raw = await request.get_data(as_text=False)
+    raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
     try:
         return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
