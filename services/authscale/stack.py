@@ -348,7 +348,17 @@ def _stop_rank(role: str) -> int:
     return {"gateway": 0, "redis": 2}.get(role, 1)
 
 
+#: Where the stack finds its two servers, unless these variables name other binaries.
+BINARY_OVERRIDES = {"nginx": "AUTHSCALE_NGINX_BIN", "redis-server": "AUTHSCALE_REDIS_SERVER_BIN"}
+
+
 def _binary(name: str, package: str | None = None) -> str:
+    variable = BINARY_OVERRIDES.get(name)
+    override = os.environ.get(variable) if variable else None
+    if override:
+        if not os.access(override, os.X_OK):
+            raise StackError(f"{variable}={override} is not an executable file")
+        return override
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
     if found is None:
         raise StackError(
