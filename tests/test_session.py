@@ -45,8 +45,8 @@ async def test_login_sets_a_hardened_cookie(client: Client, username: str) -> No
     response = await client.post(
         "/session/login", json={"username": username, "password": PASSWORD}
     )
-    cookie = response.headers["Set-Cookie"]
-    assert cookie.startswith("authscale_session=")
+    cookies = response.headers.get_all("Set-Cookie")
+    cookie = next(value for value in cookies if value.startswith("authscale_session="))
     for attribute in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure"):
         assert attribute in cookie
     assert response.headers["Cache-Control"] == "no-store"
@@ -83,11 +83,14 @@ async def test_a_cookie_planted_before_login_never_becomes_valid(
     planted = "A" * 43
     client.set_cookie("localhost", "authscale_session", planted)
     await login(client, username)
-    assert client.cookie_jar is not None
-    issued = {cookie.value for cookie in client.cookie_jar}
-    assert planted not in issued
+    assert session_cookie(client) != planted
     attacker = create_test_client_with_cookie(client, planted)
     assert (await attacker.get("/session/dashboard")).status_code == 401
+
+
+def session_cookie(client: Client) -> str:
+    assert client.cookie_jar is not None
+    return next(c.value for c in client.cookie_jar if c.name == "authscale_session")
 
 
 def create_test_client_with_cookie(client: Client, value: str) -> Client:
@@ -98,8 +101,7 @@ def create_test_client_with_cookie(client: Client, value: str) -> Client:
 
 async def test_login_again_ends_the_previous_session(client: Client, username: str) -> None:
     await login(client, username)
-    assert client.cookie_jar is not None
-    first = next(cookie.value for cookie in client.cookie_jar)
+    first = session_cookie(client)
     await login(client, username)
     replay = create_test_client_with_cookie(client, first)
     assert (await replay.get("/session/dashboard")).status_code == 401
@@ -120,8 +122,7 @@ async def test_logout_without_the_csrf_token_is_forbidden(
 
 async def test_logout_ends_the_session_and_clears_the_cookie(client: Client, username: str) -> None:
     csrf = await login(client, username)
-    assert client.cookie_jar is not None
-    stolen = next(cookie.value for cookie in client.cookie_jar)
+    stolen = session_cookie(client)
     response = await client.post("/session/logout", headers={"X-CSRF-Token": csrf})
     assert await response.get_json() == {"message": "Logged out successfully"}
     assert "Max-Age=0" in response.headers["Set-Cookie"]
