@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -228,3 +229,24 @@ async def test_readyz_is_503_until_redis_first_answers(tmp_path: Path) -> None:
         assert response.status_code == 503
         assert (await response.get_json())["status"] == "starting"
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_idle_and_absolute_timeouts_end_sessions(redis_url: str) -> None:
+    username = await create_user(redis_url)
+    app = create_app(
+        make_settings(
+            redis_url,
+            AUTHSCALE_SESSION_IDLE_TIMEOUT="1",
+            AUTHSCALE_SESSION_ABSOLUTE_TIMEOUT="2.5",
+        )
+    )
+    async with app.test_app():
+        idle, busy = app.test_client(), app.test_client()
+        await login(idle, username)
+        await login(busy, username)
+        for _ in range(3):  # the busy client keeps its session alive past the idle timeout
+            await asyncio.sleep(0.6)
+            assert (await busy.get("/session/dashboard")).status_code == 200
+        assert (await idle.get("/session/dashboard")).status_code == 401
+        await asyncio.sleep(0.9)  # past the absolute timeout, however busy
+        assert (await busy.get("/session/dashboard")).status_code == 401
