@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from authscale import accounts, stack
+from authscale import accounts, keys, stack
 from authscale.errors import ConfigError
 
 #: Each entry adds its sub-commands; every sub-command sets ``run`` to a function of the args.
@@ -15,6 +15,7 @@ COMMAND_GROUPS: tuple[
 ] = (
     stack.register_commands,
     accounts.register_commands,
+    keys.register_commands,
 )
 
 
