@@ -78,6 +78,10 @@ class IssuerKeys:
 
     async def jwks(self) -> dict[str, Any]:
         await self._reload_if_changed()
+        return self.document()
+
+    def document(self) -> dict[str, Any]:
+        """The JWKS document of the keys published now, as last loaded."""
         return {"keys": [public_jwk(key, kid) for kid, key in self._published().items()]}
 
     def get(self, kid: str) -> rsa.RSAPublicKey | None:

@@ -111,7 +111,7 @@ class KeySet:
             self._inflight is not None
             or time.monotonic() - self._last_attempt >= self._settings.min_refetch_interval
         ):
-            await self.refresh()
+            await self.refresh(trigger="unknown_kid")
         if not self._keys:
             raise DependencyUnavailable("The public keys are not loaded yet")
         return self._keys.get(kid)
@@ -132,7 +132,7 @@ class KeySet:
         """First load (a URL may not answer yet: readiness waits), then refresh on a timer."""
         if not self._keys:
             try:
-                await self.refresh(raise_leak=True)
+                await self.refresh(trigger="start", raise_leak=True)
             except PrivateKeyLeak as exc:
                 raise ConfigError(
                     f"{self._settings.variable}={self._settings.source}: {exc}."
@@ -147,11 +147,11 @@ class KeySet:
                     await task
         self._timer = self._inflight = None
 
-    async def refresh(self, *, raise_leak: bool = False) -> bool:
+    async def refresh(self, *, trigger: str = "timer", raise_leak: bool = False) -> bool:
         """Fetch once (joining a fetch already under way); whether the set was replaced."""
         if self._inflight is None:
             self._last_attempt = time.monotonic()
-            self._inflight = asyncio.create_task(self._fetch())
+            self._inflight = asyncio.create_task(self._fetch(trigger))
             self._inflight.add_done_callback(self._fetch_done)
         try:
             return await asyncio.shield(self._inflight)
@@ -173,7 +173,7 @@ class KeySet:
             )
             await self.refresh()
 
-    async def _fetch(self) -> bool:
+    async def _fetch(self, trigger: str) -> bool:
         settings = self._settings
         try:
             if settings.url is not None:
@@ -184,16 +184,16 @@ class KeySet:
                 data = await asyncio.to_thread(_read_file, settings)
             keys = parse_jwks(data)
         except PrivateKeyLeak:
-            JWKS_FETCHES.labels("refused").inc()
+            JWKS_FETCHES.labels(trigger, "refused").inc()
             logger.error("%s serves private key material; refusing it", settings.variable)
             raise
         except (OSError, TimeoutError, http.client.HTTPException, JwksError) as exc:
-            JWKS_FETCHES.labels("failed").inc()
+            JWKS_FETCHES.labels(trigger, "failed").inc()
             logger.warning(
                 "keeping the last good key set: %s %s: %s", settings.variable, settings.source, exc
             )
             return False
-        JWKS_FETCHES.labels("ok").inc()
+        JWKS_FETCHES.labels(trigger, "ok").inc()
         self._apply(keys)
         return True
 

@@ -27,7 +27,9 @@ VERIFIED_CACHE = Counter(
 )
 
 JWKS_FETCHES = Counter(
-    "authscale_jwks_fetches_total", "Public key set fetches by token replicas", ["result"]
+    "authscale_jwks_fetches_total",
+    "Public key set fetches by token replicas, by trigger (start, timer, unknown_kid) and result",
+    ["trigger", "result"],
 )
 REFRESH_OUTCOMES = Counter(
     "authscale_refresh_total", "Refresh token presentations, by outcome", ["outcome"]
