@@ -198,7 +198,8 @@ class RefreshTokens:
             result = await redis.register_script(_ROTATE)(
                 keys=[token_key(presented), token_key(token)],
                 args=[
-                    _ms(self._settings.grace_period),
+                    # Zero means strict RFC 9700: no grace at all.
+                    int(self._settings.grace_period * 1000),
                     _ms(self._settings.token_lifetime),
                     csrf_hash(csrf) if csrf is not None else "",
                 ],
