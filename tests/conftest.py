@@ -1,88 +1,191 @@
-"""Shared fixtures: a real redis-server on a free loopback port, requiring a password."""
+"""Fixtures: a real redis-server and a real local stack (nginx + Hypercorn replicas) on free ports.
+
+Nothing is mocked. Shared servers are session-scoped; tests that break things (stop Redis,
+SIGTERM a replica) start their own stack so the others never see the damage.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import redis
 
-# Fixtures of the token variant live beside their tests; pytest loads them from here.
+from authscale.passwords import Passwords
+from authscale.processes import free_port
+from authscale.settings import PasswordSettings, RedisSettings, Settings
+from authscale.stack import LocalStack, StackConfig, available_roles
+from authscale.storage import RedisStore
+from authscale.users import Users
+
+# Fixtures of the token variant (keys, issuer and token apps) live beside their tests.
 pytest_plugins = ("token_fixtures",)
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+#: argon2id at a test cost: the suite checks behaviour, not hashing strength.
+CHEAP_ARGON2 = {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"}
+CHEAP_PASSWORDS = PasswordSettings(time_cost=1, memory_cost_kib=1024)
+PASSWORD = "correct horse battery staple"
 
 
 @dataclass(frozen=True)
 class RedisServer:
-    host: str
+    url: str
     port: int
-    password: str
     process: subprocess.Popen[bytes]
 
-    @property
-    def url(self) -> str:
-        return f"redis://:{self.password}@{self.host}:{self.port}/0"
-
     def client(self) -> redis.Redis:
-        return redis.Redis(host=self.host, port=self.port, password=self.password)
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+
+def start_redis(directory: Path, url: str | None = None) -> RedisServer:
+    """A redis-server with append-only persistence in ``directory``; ``url`` restarts one."""
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if url is None:
+        url = f"redis://:{secrets.token_hex(16)}@127.0.0.1:{free_port()}/0"
+    parts = urlsplit(url)
+    assert parts.password is not None and parts.port is not None
+    directory.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [
+            binary,
+            *("--port", str(parts.port), "--bind", "127.0.0.1"),
+            *("--requirepass", parts.password, "--save", "", "--appendonly", "yes"),
+            *("--dir", str(directory)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(url, parts.port, process)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            server.client().ping()
+            return server
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("redis-server did not start")
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        pytest.skip("redis-server is not installed")
-    directory: Path = tmp_path_factory.mktemp("redis")
-    port, password = free_port(), secrets.token_hex(16)
-    process = subprocess.Popen(
-        [
-            executable,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    server = RedisServer("127.0.0.1", port, password, process)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            server.client().ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise
-            time.sleep(0.05)
+    server = start_redis(tmp_path_factory.mktemp("redis"))
     yield server
-    process.terminate()
-    process.wait(timeout=10)
+    server.process.terminate()
+    server.process.wait(10)
 
 
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
-    """The server's URL, with every key of the previous test gone."""
-    with redis_server.client() as client:
-        client.flushall()
+    """The shared Redis, emptied for this test."""
+    redis_server.client().flushdb()
     return redis_server.url
+
+
+def make_settings(redis_url: str, **environ: str) -> Settings:
+    return Settings.from_environ(
+        {
+            "AUTHSCALE_REDIS_URL": redis_url,
+            "AUTHSCALE_REPLICA_ID": "test-replica",
+            **CHEAP_ARGON2,
+            **environ,
+        }
+    )
+
+
+async def create_user(redis_url: str, username: str | None = None, password: str = PASSWORD) -> str:
+    """Create a user straight in Redis, through the same code the CLI uses."""
+    username = username or f"user-{uuid.uuid4().hex[:12]}"
+    store = RedisStore(RedisSettings(url=redis_url, timeout=5))
+    passwords = Passwords(CHEAP_PASSWORDS, workers=1)
+    store.open()
+    try:
+        await Users(store, passwords).add(username, password)
+    finally:
+        passwords.close()
+        await store.close()
+    return username
+
+
+def add_user(redis_url: str, username: str | None = None, password: str = PASSWORD) -> str:
+    """:func:`create_user` for synchronous tests and fixtures."""
+    return asyncio.run(create_user(redis_url, username, password))
+
+
+def stack_config(run_dir: Path, replicas: int = 2, **overrides: object) -> StackConfig:
+    roles = {role: replicas for role in available_roles()}
+    if "issuer" in roles:
+        roles["issuer"] = 1
+    settings: dict[str, object] = {
+        "run_dir": run_dir,
+        "replicas": roles,
+        "gateway_port": free_port(),
+        "redis_port": free_port(),
+        "base_port": None,
+        # The shared stack must not rate-limit the suite's own logins; test_gateway checks 429
+        # on a stack of its own.
+        "login_rate": "1000r/s",
+        "login_burst": 1000,
+        "demo_user": False,
+        "env": {**CHEAP_ARGON2, "AUTHSCALE_LOG_LEVEL": "INFO"},
+    }
+    settings.update(overrides)
+    return StackConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local = LocalStack(stack_config(tmp_path_factory.mktemp("stack")))
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def gateway(stack: LocalStack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+        yield client
+
+
+class SessionAuth:
+    """Reads like the flows it drives: ``auth.login()``, ``auth.logout()``."""
+
+    def __init__(self, client: httpx.Client, redis_url: str) -> None:
+        self.client = client
+        self.redis_url = redis_url
+        self.csrf_token = ""
+        self.username = ""
+
+    def login(self, username: str | None = None, password: str = PASSWORD) -> httpx.Response:
+        self.username = username or add_user(self.redis_url)
+        response = self.client.post(
+            "/session/login", json={"username": self.username, "password": password}
+        )
+        if response.status_code == 200:
+            self.csrf_token = response.json()["csrf_token"]
+        return response
+
+    def logout(self, path: str = "/session/logout") -> httpx.Response:
+        return self.client.post(path, headers={"X-CSRF-Token": self.csrf_token})
+
+
+@pytest.fixture
+def auth(gateway: httpx.Client, stack: LocalStack) -> SessionAuth:
+    return SessionAuth(gateway, stack.redis_url)
+
+
+def json_of(response: httpx.Response) -> Mapping[str, object]:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    body = response.json()
+    assert isinstance(body, dict)
+    return body

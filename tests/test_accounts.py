@@ -1,33 +1,85 @@
-"""``authscale users passwd`` ends every session and revokes every refresh family of the user."""
+"""`authscale users`: the commands an operator runs against Redis."""
 
 from __future__ import annotations
 
-import asyncio
-import io
+import os
+import subprocess
+import sys
 
-from authscale.cli import main
-from token_fixtures import FAST_PASSWORDS, client_of, issuer_app, login
+import httpx
+
+from authscale.stack import LocalStack
+from conftest import CHEAP_ARGON2
 
 
-async def test_passwd_revokes_every_refresh_family(
-    issuer_environ, user, redis_url, monkeypatch, capsys
-):
-    async with client_of(issuer_app(issuer_environ)) as issuer:
-        logins = [await login(issuer) for _ in range(2)]
-        monkeypatch.setenv("AUTHSCALE_REDIS_URL", redis_url)
-        for name, value in FAST_PASSWORDS.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setattr("sys.stdin", io.StringIO("a brand new passphrase\n"))
-        # The command runs its own event loop, as it does from a shell.
-        code = await asyncio.to_thread(main, ["users", "passwd", "alice", "--password-stdin"])
-        assert code == 0
-        assert "revoked 2 refresh token families" in capsys.readouterr().out
-        for body in logins:
-            response = await issuer.post(
-                "/token/refresh", json={"refresh_token": body["refresh_token"]}
-            )
-            assert response.status_code == 401
-        relogin = await issuer.post(
-            "/token/login", json={"username": "alice", "password": "a brand new passphrase"}
+def users(stack: LocalStack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "authscale", "users", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **CHEAP_ARGON2, "AUTHSCALE_REDIS_URL": stack.redis_url},
+        check=False,
+    )
+
+
+def login(stack: LocalStack, username: str, password: str) -> httpx.Response:
+    return httpx.post(
+        f"{stack.gateway_url}/session/login", json={"username": username, "password": password}
+    )
+
+
+def test_add_then_log_in(stack: LocalStack) -> None:
+    result = users(stack, "add", "operator-1", "--password-stdin", stdin="first-pass\n")
+    assert result.returncode == 0, result.stderr
+    assert login(stack, "operator-1", "first-pass").status_code == 200
+    again = users(stack, "add", "operator-1", "--password-stdin", stdin="other\n")
+    assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_add_refuses_a_bad_username(stack: LocalStack) -> None:
+    result = users(stack, "add", "bad name", "--password-stdin", stdin="pw\n")
+    assert result.returncode == 1
+    assert result.stderr.startswith("authscale: username must be")
+    assert "Traceback" not in result.stderr
+
+
+def test_seed_creates_load_test_users(stack: LocalStack) -> None:
+    result = users(stack, "seed", "--count", "25", "--password", "seeded-pass")
+    assert result.returncode == 0, result.stderr
+    assert "seeded 25 users loaduser0..loaduser24" in result.stdout
+    assert login(stack, "loaduser24", "seeded-pass").status_code == 200
+    assert login(stack, "loaduser25", "seeded-pass").status_code == 401
+
+
+def test_passwd_changes_the_password_and_ends_every_session(stack: LocalStack) -> None:
+    users(stack, "add", "operator-2", "--password-stdin", stdin="old-pass\n")
+    with httpx.Client(base_url=stack.gateway_url) as client:
+        assert (
+            client.post(
+                "/session/login", json={"username": "operator-2", "password": "old-pass"}
+            ).status_code
+            == 200
         )
-        assert relogin.status_code == 200
+        result = users(stack, "passwd", "operator-2", "--password-stdin", stdin="new-pass\n")
+        assert result.returncode == 0, result.stderr
+        assert "ended 1 session(s)" in result.stdout
+        assert client.get("/session/dashboard").status_code == 401
+    assert login(stack, "operator-2", "old-pass").status_code == 401
+    assert login(stack, "operator-2", "new-pass").status_code == 200
+    missing = users(stack, "passwd", "nobody-here", "--password-stdin", stdin="x\n")
+    assert missing.returncode == 1
+
+
+def test_passwd_also_revokes_every_refresh_token_family(stack: LocalStack) -> None:
+    users(stack, "add", "operator-3", "--password-stdin", stdin="old-pass\n")
+    credentials = {"username": "operator-3", "password": "old-pass"}
+    with httpx.Client(base_url=stack.gateway_url) as client:
+        logins = [client.post("/token/login", json=credentials).json() for _ in range(2)]
+        result = users(stack, "passwd", "operator-3", "--password-stdin", stdin="new-pass\n")
+        assert result.returncode == 0, result.stderr
+        assert "revoked 2 refresh token families" in result.stdout
+        for body in logins:
+            refreshed = client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})
+            assert refreshed.status_code == 401

@@ -25,15 +25,13 @@ from authscale import issuer, token
 from authscale.issuer_keys import IssuerKeys
 from authscale.keys import ensure_signing_key
 from authscale.passwords import Passwords
-from authscale.settings import PasswordSettings, RedisSettings, Settings
+from authscale.settings import RedisSettings, Settings
 from authscale.storage import RedisStore
 from authscale.token_settings import IssuerSettings, TokenSettings
 from authscale.users import Users
+from conftest import CHEAP_ARGON2, CHEAP_PASSWORDS, PASSWORD
 
 USERNAME = "alice"
-PASSWORD = "correct horse battery staple"
-#: argon2 at its cheapest, so that logins in tests cost milliseconds.
-FAST_PASSWORDS = {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"}
 
 
 def issuer_app(environ: Mapping[str, str]) -> Quart:
@@ -104,7 +102,7 @@ def issuer_environ(redis_url: str, keys_dir: Path) -> dict[str, str]:
         "AUTHSCALE_SIGNING_KEYS_DIR": str(keys_dir),
         "AUTHSCALE_REPLICA_ID": "issuer-test",
         "AUTHSCALE_TRUSTED_HOPS": "0",
-        **FAST_PASSWORDS,
+        **CHEAP_ARGON2,
     }
 
 
@@ -127,7 +125,7 @@ def token_environ(jwks_file: Path) -> dict[str, str]:
 async def user(redis_url: str) -> tuple[str, str]:
     store = RedisStore(RedisSettings(redis_url))
     store.open()
-    passwords = Passwords(PasswordSettings(time_cost=1, memory_cost_kib=1024))
+    passwords = Passwords(CHEAP_PASSWORDS, workers=1)
     try:
         await Users(store, passwords).add(USERNAME, PASSWORD)
     finally:

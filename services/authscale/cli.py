@@ -6,14 +6,15 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from authscale import accounts, keys, stack
-from authscale.errors import ConfigError
+from authscale import accounts, keys, supervisor
+from authscale.errors import AuthscaleError, ConfigError
+from authscale.processes import StackError
 
 #: Each entry adds its sub-commands; every sub-command sets ``run`` to a function of the args.
 COMMAND_GROUPS: tuple[
     Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...
 ] = (
-    stack.register_commands,
+    supervisor.register_commands,
     accounts.register_commands,
     keys.register_commands,
 )
@@ -37,6 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"authscale: configuration error: {error}", file=sys.stderr)
         return 2
+    except StackError as error:
+        print(f"authscale: {error}", file=sys.stderr)
+        return 1
+    except AuthscaleError as error:
+        # The same refusals the HTTP API gives (a bad username, Redis unreachable), as text.
+        print(f"authscale: {error.message}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

@@ -69,7 +69,7 @@ def render(config: GatewayConfig, template: str | None = None) -> str:
     def substitute(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in values:
-            raise KeyError(f"gateway template placeholder {{{{ {name} }}}} has no value")
+            raise ValueError(f"gateway template placeholder {{{{ {name} }}}} has no value")
         return values[name]
 
     return PLACEHOLDER.sub(substitute, text)

@@ -14,17 +14,17 @@ from quart import Blueprint, Quart, Response, jsonify, request
 
 from authscale.bearer import CSRF_HEADER, Authenticator
 from authscale.credentials import parse_credentials
-from authscale.errors import BadRequest, Forbidden, InvalidCredentials, Unauthorized
+from authscale.errors import BadRequest, Forbidden, Unauthorized
 from authscale.issuer_keys import IssuerKeys
+from authscale.logins import Logins
 from authscale.metrics import AUTH_FAILURES
-from authscale.passwords import Passwords
+from authscale.payloads import json_body
 from authscale.refresh import IssuedRefreshToken, RefreshRefused, RefreshTokens
 from authscale.service import Service, create_service
 from authscale.settings import Settings
 from authscale.token_cookies import TokenCookies
 from authscale.token_settings import IssuerSettings
 from authscale.tokens import AccessTokenSigner, AccessTokenVerifier
-from authscale.users import Users
 
 ROLE = "issuer"
 MODES = ("body", "cookie")
@@ -56,8 +56,7 @@ def create_app(
 
 def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) -> Blueprint:
     blueprint = Blueprint(ROLE, __name__)
-    passwords = Passwords(service.settings.passwords)
-    users = Users(service.redis, passwords)
+    logins = Logins(ROLE, service.redis, service.settings)
     refresh_tokens = RefreshTokens(service.redis, settings.refresh, settings.access.retention)
     signer = AccessTokenSigner(settings.access)
     cookies = TokenCookies(
@@ -69,8 +68,8 @@ def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) 
     expires_in = int(settings.access.lifetime)
 
     @blueprint.after_app_serving
-    async def close_passwords() -> None:
-        passwords.close()
+    async def close_logins() -> None:
+        logins.close()
 
     async def respond(
         status_message: str, refresh: IssuedRefreshToken, csrf: str | None
@@ -97,21 +96,20 @@ def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) 
         mode = request.args.get("mode", "body")
         if mode not in MODES:
             raise BadRequest("mode must be body or cookie")
-        credentials = parse_credentials(await request.get_json())
+        credentials = parse_credentials(await json_body())
         # Fail before the password check costs anything if no key could sign the answer.
         await keys.signing_key()
-        user = await users.authenticate(credentials.username, credentials.password)
-        if user is None:
-            AUTH_FAILURES.labels(ROLE, "invalid_credentials").inc()
-            raise InvalidCredentials()
+        user, device_id = await logins.authenticate(credentials)
         csrf = secrets.token_urlsafe(32) if mode == "cookie" else None
         refresh = await refresh_tokens.start(user.username, csrf=csrf)
-        return await respond("Login successful", refresh, csrf)
+        response = await respond("Login successful", refresh, csrf)
+        logins.set_device_cookie(response, device_id)
+        return response
 
     @blueprint.post("/refresh")
     async def refresh() -> Response:
         await keys.signing_key()
-        presented = refresh_token_in(await request.get_json())
+        presented = await body_refresh_token()
         csrf: str | None = None
         if presented is None:
             presented = request.cookies.get(cookies.refresh_name)
@@ -135,7 +133,7 @@ def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) 
     @blueprint.post("/logout")
     async def logout() -> Response:
         """Revoke one login's family: by its refresh token, or by an access token of it."""
-        presented = refresh_token_in(await request.get_json())
+        presented = await body_refresh_token()
         if presented is not None:
             # RFC 7009: an unknown or already revoked token is answered the same way.
             await refresh_tokens.revoke_token(presented)
@@ -155,10 +153,15 @@ def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) 
     return blueprint
 
 
-def refresh_token_in(body: Any) -> str | None:
-    """The body's ``refresh_token``; ``None`` when there is no JSON body or no such member."""
-    if body is None:
+async def body_refresh_token() -> str | None:
+    """The JSON body's ``refresh_token``; ``None`` without a body (cookie mode) or that member."""
+    raw = await request.get_data(cache=True, as_text=False, parse_form_data=False)
+    if not raw:
         return None
+    return refresh_token_in(await json_body())
+
+
+def refresh_token_in(body: Any) -> str | None:
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
     token = body.get("refresh_token")

@@ -36,5 +36,7 @@ def configure_logging(role: str, replica: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Hypercorn's access log is off: the gateway keeps the one access log, without secrets.
+    # Hypercorn set up its own plain-text handler before loading the app; its records go
+    # through ours instead. Its access log stays off: the gateway keeps the one access log.
+    logging.getLogger("hypercorn.error").handlers.clear()
     logging.getLogger("hypercorn.access").disabled = True

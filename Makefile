@@ -1,0 +1,47 @@
+# The README's two commands, `make up` and `make test`, install what is missing and run.
+# System packages come from apt-get (as root, or through sudo); Python packages go into .venv.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+
+.PHONY: up down test lint system-deps venv clean
+
+up: system-deps venv
+	$(BIN)/authscale up $(ARGS)
+
+down: venv
+	$(BIN)/authscale down
+
+test: system-deps venv lint
+	$(BIN)/pytest $(ARGS)
+
+lint: venv
+	$(BIN)/ruff check services tests
+	$(BIN)/ruff format --check services tests
+	$(BIN)/mypy
+
+# nginx and redis-server for the local stack and the tests; python3-venv for the virtualenv.
+system-deps:
+	@missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,loadtest]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) .authscale .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,173 @@
+"""Child processes of the local stack: start, wait until ready, stop by pid, never by name."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+class StackError(Exception):
+    """The local stack cannot start or stop; the message says what to do about it."""
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    role: str
+    argv: Sequence[str]
+    log_file: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    port: int | None = None
+    #: The URL that answers 200 once the process is ready, if it speaks HTTP.
+    ready_url: str | None = None
+
+
+@dataclass
+class Running:
+    spec: ProcessSpec
+    process: subprocess.Popen[bytes]
+    #: The kernel's start time of the pid, so a recycled pid is never mistaken for ours.
+    started_ticks: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def start(spec: ProcessSpec, *, die_with_parent: bool) -> Running:
+    spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+    with spec.log_file.open("ab") as log:
+        process = subprocess.Popen(
+            list(spec.argv),
+            env=dict(spec.env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own session: a Ctrl-C at the terminal reaches the supervisor only, which then
+            # stops the children in order (gateway first, Redis last).
+            start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
+        )
+    return Running(spec, process, start_ticks(process.pid) or 0)
+
+
+def _die_with_parent() -> None:
+    # If the supervisor is killed outright, the kernel ends its children too: no orphans.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def start_ticks(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses; the fields after the last ')' do not.
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def is_same_process(pid: int, ticks: int) -> bool:
+    return start_ticks(pid) == ticks
+
+
+def wait_ready(running: Running, timeout: float, probe: Callable[[], bool] | None = None) -> None:
+    """Wait until the process answers its ready URL (or ``probe``); fail with its log's tail."""
+    spec = running.spec
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running.process.poll() is not None:
+            raise StackError(
+                f"{spec.name} exited with status {running.process.returncode} while starting; "
+                f"read {spec.log_file}:\n{tail(spec.log_file)}"
+            )
+        if probe is not None and probe():
+            return
+        if spec.ready_url is not None and http_status(spec.ready_url) == 200:
+            return
+        time.sleep(0.1)
+    raise StackError(
+        f"{spec.name} was not ready after {timeout:g} s; "
+        f"read {spec.log_file}:\n{tail(spec.log_file)}"
+    )
+
+
+def http_status(url: str, timeout: float = 1.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our URLs
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except (OSError, ValueError):
+        return None
+
+
+def stop_pid(pid: int, ticks: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Signal ``pid`` if it is still the process we started; wait, then SIGKILL. True if stopped."""
+    if not is_same_process(pid, ticks):
+        return True
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_same_process(pid, ticks) or _is_zombie(pid):
+            _reap(pid)
+            return True
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return True
+    time.sleep(0.2)
+    _reap(pid)
+    return not is_same_process(pid, ticks)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log written)"
