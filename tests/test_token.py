@@ -7,9 +7,11 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
@@ -19,6 +21,8 @@ from quart.typing import TestClientProtocol as Client
 from authscale.errors import ConfigError
 from authscale.jwk import generate_private_key, private_pem, public_jwk, thumbprint
 from authscale.keyring import Keyring
+from authscale.stack import LocalStack
+from conftest import CHEAP_ARGON2, add_user, stack_config
 from token_fixtures import PASSWORD, bearer, client_of, login, token_app
 
 ISSUER, AUDIENCE = "urn:authscale:issuer", "urn:authscale:token"
@@ -352,3 +356,152 @@ async def test_nothing_answers_500_for_a_burst_of_junk(token_client, signing):
             "/token/dashboard", headers={"Authorization": f"Bearer {token}"}
         )
         assert response.status_code == 401, token
+
+
+# Through the gateway: real nginx, two token replicas, an issuer, a real Redis.
+
+
+def token_login(client: httpx.Client, username: str, mode: str = "body") -> httpx.Response:
+    path = "/token/login?mode=cookie" if mode == "cookie" else "/token/login"
+    return client.post(path, json={"username": username, "password": PASSWORD})
+
+
+def replicas_answering(client: httpx.Client, token: str, calls: int = 6) -> dict[str, int]:
+    """Replica name -> status, over enough calls for nginx to reach every token replica."""
+    seen: dict[str, int] = {}
+    for _ in range(calls):
+        response = client.get("/token/dashboard", headers=bearer(token))
+        seen[response.headers["X-Replica"]] = response.status_code
+    return seen
+
+
+@pytest.mark.slow
+def test_a_token_issued_once_is_accepted_by_every_token_replica(gateway, stack):
+    username = add_user(stack.redis_url)
+    login = token_login(gateway, username)
+    assert login.status_code == 200
+    assert login.headers["X-Replica"].startswith("issuer-")
+    seen = replicas_answering(gateway, login.json()["token"])
+    assert set(seen) == {"token-1", "token-2"}
+    assert set(seen.values()) == {200}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["alg none, no signature", "payload tampered", "unknown kid"])
+def test_forged_tokens_are_refused_through_the_gateway(gateway, stack, case):
+    kid = gateway.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
+    token = FORGED[case](kid, OTHER_KEY)
+    for _ in range(2):
+        response = gateway.get("/token/dashboard", headers=bearer(token))
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.slow
+def test_a_64_kib_token_is_refused_by_the_gateway_without_a_500(gateway):
+    response = gateway.get("/token/dashboard", headers=bearer("eyJ" + "A" * 64 * 1024))
+    assert 400 <= response.status_code < 500
+    assert response.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.slow
+def test_cookie_mode_through_the_gateway(stack):
+    username = add_user(stack.redis_url)
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+        login = token_login(client, username, mode="cookie")
+        assert login.status_code == 200
+        csrf = login.json()["csrf_token"]
+        # The cookie jar honours Path: the refresh cookie only travels to /token/refresh.
+        assert client.get("/token/dashboard").status_code == 200
+        assert client.post("/token/refresh").status_code == 403
+        refreshed = client.post("/token/refresh", headers={"X-CSRF-Token": csrf})
+        assert refreshed.status_code == 200
+        assert client.post("/token/logout").status_code == 403
+        assert client.post("/token/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+        assert client.get("/token/dashboard").status_code == 401
+        assert client.post("/token/refresh", headers={"X-CSRF-Token": csrf}).status_code == 401
+
+
+@pytest.fixture(scope="module")
+def stateless_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A stack of its own: its Redis gets stopped."""
+    local = LocalStack(
+        stack_config(
+            tmp_path_factory.mktemp("stateless"),
+            env={**CHEAP_ARGON2, "AUTHSCALE_REDIS_TIMEOUT": "0.5"},
+        )
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.mark.slow
+def test_tokens_keep_working_with_redis_down_while_sessions_and_logins_get_503(stateless_stack):
+    username = add_user(stateless_stack.redis_url)
+    with httpx.Client(base_url=stateless_stack.gateway_url, timeout=10) as client:
+        assert (
+            client.post(
+                "/session/login", json={"username": username, "password": PASSWORD}
+            ).status_code
+            == 200
+        )
+        body = token_login(client, username).json()
+        stateless_stack.stop_process("redis")
+        try:
+            seen = replicas_answering(client, body["token"])
+            assert set(seen) == {"token-1", "token-2"}
+            assert set(seen.values()) == {200}
+            for _ in range(2):
+                session = client.get("/session/dashboard")
+                assert session.status_code == 503
+                assert session.headers["X-Replica"].startswith("session-")
+            login = token_login(client, username)
+            assert login.status_code == 503
+            assert login.headers["X-Replica"].startswith("issuer-")
+            refresh = client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})
+            assert refresh.status_code == 503
+            # The public keys need no Redis: replicas can still learn keys.
+            assert client.get("/.well-known/jwks.json").status_code == 200
+        finally:
+            stateless_stack.start_process("redis")
+        assert token_login(client, username).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def denylist_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    local = LocalStack(
+        stack_config(
+            tmp_path_factory.mktemp("denylist"),
+            env={
+                **CHEAP_ARGON2,
+                "AUTHSCALE_REDIS_TIMEOUT": "0.5",
+                "AUTHSCALE_TOKEN_DENYLIST": "true",
+            },
+        )
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.mark.slow
+def test_denylist_mode_refuses_a_logged_out_token_on_every_replica(denylist_stack):
+    username = add_user(denylist_stack.redis_url)
+    with httpx.Client(base_url=denylist_stack.gateway_url, timeout=10) as client:
+        kept, dropped = token_login(client, username).json(), token_login(client, username).json()
+        assert set(replicas_answering(client, dropped["token"]).values()) == {200}
+        logout = client.post("/token/logout", json={"refresh_token": dropped["refresh_token"]})
+        assert logout.status_code == 200
+        refused = replicas_answering(client, dropped["token"])
+        assert set(refused) == {"token-1", "token-2"}
+        assert set(refused.values()) == {401}
+        assert set(replicas_answering(client, kept["token"]).values()) == {200}
+        # Fails closed: with Redis down no token is let through unchecked.
+        denylist_stack.stop_process("redis")
+        try:
+            closed = replicas_answering(client, kept["token"])
+            assert set(closed) == {"token-1", "token-2"}
+            assert set(closed.values()) == {503}
+        finally:
+            denylist_stack.start_process("redis")
