@@ -8,7 +8,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from authscale.issuer_keys import SigningKey
 from authscale.jwk import generate_private_key
 from authscale.token_settings import AccessTokenSettings
 from authscale.tokens import (
@@ -16,6 +15,7 @@ from authscale.tokens import (
     AccessTokenSigner,
     AccessTokenVerifier,
     InvalidToken,
+    SigningKey,
 )
 
 PRIVATE = generate_private_key()

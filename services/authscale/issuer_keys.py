@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +22,11 @@ from authscale.jwk import public_jwk
 from authscale.keyring import KeyEntry, Keyring, KeyringError, signing_entry
 from authscale.settings import PREFIX
 from authscale.token_settings import KEYRING_RELOAD_INTERVAL
+from authscale.tokens import SigningKey
 
 logger = logging.getLogger(__name__)
 
 VARIABLE = f"{PREFIX}SIGNING_KEYS_DIR"
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    kid: str
-    private_key: rsa.RSAPrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True)

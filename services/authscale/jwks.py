@@ -171,7 +171,11 @@ class KeySet:
             await asyncio.sleep(
                 self._settings.refresh_interval if loaded else self._settings.min_refetch_interval
             )
-            await self.refresh()
+            try:
+                await self.refresh()
+            except Exception:
+                # A bug must not end the timer silently: revocations would stop arriving.
+                logger.exception("key set refresh failed; retrying on the next tick")
 
     async def _fetch(self, trigger: str) -> bool:
         settings = self._settings
@@ -187,7 +191,8 @@ class KeySet:
             JWKS_FETCHES.labels(trigger, "refused").inc()
             logger.error("%s serves private key material; refusing it", settings.variable)
             raise
-        except (OSError, TimeoutError, http.client.HTTPException, JwksError) as exc:
+        # ValueError covers what urllib raises for a response it cannot make sense of.
+        except (OSError, TimeoutError, ValueError, http.client.HTTPException, JwksError) as exc:
             JWKS_FETCHES.labels(trigger, "failed").inc()
             logger.warning(
                 "keeping the last good key set: %s %s: %s", settings.variable, settings.source, exc

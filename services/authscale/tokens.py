@@ -16,14 +16,13 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authscale.errors import Unauthorized
-from authscale.issuer_keys import SigningKey
 from authscale.jwk import ALGORITHM, KID_PATTERN
 from authscale.token_settings import AccessTokenSettings
 
@@ -55,6 +54,12 @@ class InvalidToken(Unauthorized):
         if self.error is not None:
             challenge += f', error="{self.error}"'
         return {"WWW-Authenticate": challenge}
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True)
