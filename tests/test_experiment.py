@@ -45,6 +45,10 @@ def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
     assert ",0," in summary[1]  # no failures
     report = (out / "report.md").read_text()
     assert "| session | 1 |" in report
+    # The cell's stack left its logs, and took its Redis data and password with it.
+    stack = out / "stacks" / "session-1"
+    assert (stack / "logs" / "session-1.log").is_file()
+    assert not (stack / "redis").exists() and not (stack / "keys").exists()
 
 
 @pytest.mark.parametrize(

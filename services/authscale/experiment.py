@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import shutil
 import subprocess
 import sys
 import time
@@ -168,6 +169,9 @@ def run_cell(config: ExperimentConfig, cell: Cell, out: Path) -> CellResult:
         return CellResult.from_window(cell, config.users, figures, samples)
     finally:
         local.stop()
+        # Logs stay for reading; the signing keys and Redis's data (password included) go.
+        for secret in ("keys", "redis"):
+            shutil.rmtree(local.run_dir / secret, ignore_errors=True)
 
 
 async def _seed(redis_url: str, count: int) -> None:

@@ -248,7 +248,8 @@ def _model_section(
         "are elsewhere, and each replica, Redis and nginx get the cores the model gives them.",
         "",
         f"**Sizing** at {capacity.UTILISATION:.0%} utilisation per process, the load generator"
-        " elsewhere:",
+        " elsewhere. Redis runs commands on one core: more than one Redis core means as many",
+        "Redis Cluster shards (sessions and token families shard by key).",
         "",
     ]
     rows = []
