@@ -16,14 +16,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from authscale.gateway import compose_config, render
 from authscale.processes import free_port
 
-pytestmark = [pytest.mark.compose, pytest.mark.slow]
+
+def live(test: Callable[..., None]) -> Callable[..., None]:
+    """Marks a test that needs the running stack (select with -m compose, skip with not)."""
+    return pytest.mark.compose(pytest.mark.slow(test))
+
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "authscale-test"
@@ -130,6 +136,106 @@ def answers(url: str, status: int = 200) -> bool:
         return False
 
 
+# -- the file itself: no engine needed ---------------------------------------------------------
+
+
+def compose_file() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def test_the_file_is_compose_spec_for_v2_and_1_29() -> None:
+    data = compose_file()
+    assert "version" not in data, "compose v2 warns on it and the spec dropped it"
+    services = data["services"]
+    assert set(services) >= {"redis", "keys", "users", "issuer", "session", "token", "gateway"}
+    assert {
+        name for name, service in services.items() if "load" in service.get("profiles", [])
+    } == {
+        "locust",
+        "locust-worker",
+    }
+
+
+def test_only_the_gateway_and_locust_publish_and_on_loopback_by_default() -> None:
+    services = compose_file()["services"]
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert set(published) == {"gateway", "locust"}
+    for ports in published.values():
+        for port in ports:
+            assert port.startswith("${AUTHSCALE_") and ":-127.0.0.1}:" in port, port
+
+
+def test_backing_services_sit_on_internal_networks() -> None:
+    data = compose_file()
+    assert data["networks"]["replicas"]["internal"] is True
+    assert data["networks"]["data"]["internal"] is True
+    services = data["services"]
+    assert services["redis"]["networks"] == ["data"]
+    assert "data" not in services["gateway"]["networks"], "the gateway never reaches Redis"
+    for role in ("session", "token", "issuer"):
+        assert "edge" not in services[role]["networks"], f"{role} is reachable around the gateway"
+
+
+def test_the_signing_keys_reach_only_the_issuer_and_their_one_shot_setup() -> None:
+    services = compose_file()["services"]
+    holders = {
+        name
+        for name, service in services.items()
+        for volume in service.get("volumes", [])
+        if volume.startswith("signing-keys:")
+    }
+    assert holders == {"keys", "issuer"}
+    assert services["keys"]["network_mode"] == "none"
+
+
+def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependencies() -> None:
+    services = compose_file()["services"]
+    one_shots = {"keys", "users"}
+    for name, service in services.items():
+        if name in one_shots or name == "locust-worker":
+            continue
+        assert "test" in service["healthcheck"], name
+    for name, service in services.items():
+        for dependency, condition in service.get("depends_on", {}).items():
+            expected = (
+                "service_completed_successfully" if dependency in one_shots else "service_healthy"
+            )
+            assert condition == {"condition": expected}, f"{name} -> {dependency}"
+
+
+def test_required_settings_refuse_to_start_without_a_value() -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    assert "${AUTHSCALE_REDIS_PASSWORD:?" in text
+    assert "${AUTHSCALE_COOKIE_SECURE:?" in text
+    assert "${AUTHSCALE_REDIS_PASSWORD}" not in text and "${AUTHSCALE_REDIS_PASSWORD:-" not in text
+    example = (ROOT / ".env.example").read_text()
+    assert "AUTHSCALE_REDIS_PASSWORD=\n" in example, "the example leaves the secret empty"
+
+
+def test_compose_validates_the_file_when_a_compose_program_exists() -> None:
+    program = compose_program()
+    if program is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    env = {**os.environ, "AUTHSCALE_COOKIE_SECURE": "false"}
+    env.pop("AUTHSCALE_REDIS_PASSWORD", None)
+    refused = subprocess.run(
+        [*program, "-f", str(ROOT / "compose.yaml"), "--profile", "load", "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "set AUTHSCALE_REDIS_PASSWORD in .env" in refused.stderr
+    env["AUTHSCALE_REDIS_PASSWORD"] = secrets.token_hex(24)
+    accepted = subprocess.run(
+        [*program, "-f", str(ROOT / "compose.yaml"), "--profile", "load", "config", "-q"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert accepted.returncode == 0, accepted.stderr
+
+
+# -- the stack, for real ---------------------------------------------------------------------
+
+
 @pytest.fixture(scope="module")
 def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     problem = missing_engine()
@@ -208,6 +314,7 @@ def replicas_seen(client: httpx.Client, path: str, requests: int = 30) -> set[st
     return seen
 
 
+@live
 def test_session_login_dashboard_logout_through_the_gateway(client: httpx.Client) -> None:
     csrf = session_login(client)
     dashboard = client.get("/session/dashboard")
@@ -220,6 +327,7 @@ def test_session_login_dashboard_logout_through_the_gateway(client: httpx.Client
     assert client.get("/session/dashboard").status_code == 401
 
 
+@live
 @pytest.mark.skipif(not token_roles_present(), reason="the token roles are not on this branch")
 def test_token_login_dashboard_logout_through_the_gateway(client: httpx.Client) -> None:
     login = client.post("/token/login", json={"username": "compose-user", "password": PASSWORD})
@@ -237,6 +345,7 @@ def test_token_login_dashboard_logout_through_the_gateway(client: httpx.Client) 
     assert client.get("/token/dashboard").status_code == 401
 
 
+@live
 def test_scaled_replicas_each_answer_through_the_gateway(
     compose: Compose, client: httpx.Client
 ) -> None:
@@ -248,6 +357,7 @@ def test_scaled_replicas_each_answer_through_the_gateway(
         assert len(replicas_seen(client, f"/{role}/ping")) == count
 
 
+@live
 def test_requests_keep_succeeding_when_a_replica_stops(
     compose: Compose, client: httpx.Client
 ) -> None:
@@ -266,6 +376,7 @@ def test_requests_keep_succeeding_when_a_replica_stops(
         subprocess.run(["docker", "start", victim], check=True, capture_output=True)
 
 
+@live
 def test_sessions_survive_a_redis_restart(compose: Compose, client: httpx.Client) -> None:
     session_login(client)
     assert client.get("/session/dashboard").status_code == 200
@@ -281,6 +392,7 @@ def test_sessions_survive_a_redis_restart(compose: Compose, client: httpx.Client
     assert dashboard.json() == {"message": "Welcome, compose-user"}
 
 
+@live
 def test_down_removes_containers_and_volumes(compose: Compose) -> None:
     compose.run("down", "-v", "--remove-orphans")
     assert compose.run("ps", "-q").stdout.split() == []
