@@ -67,7 +67,9 @@ install_packages() {
     local started=$SECONDS
     log "installing ${missing[*]} with apt-get"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # needrestart (where installed) has nothing to restart here and no terminal to ask on.
+    DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq "${missing[@]}" \
+        >/dev/null
     log "installed in $(elapsed "$started")"
 }
 
@@ -161,8 +163,12 @@ stand_in() {
     context=$(mktemp -d)
     cat >"$context/Dockerfile"
     log "building the stand-in $tag from Debian's packages"
-    docker build --network host -q -t "$tag" "$context" >/dev/null \
-        || { rm -rf "$context"; return 1; }
+    local build_log=$CACHE/build-${tag//[:\/]/-}.log
+    if ! docker build --network host -t "$tag" "$context" >"$build_log" 2>&1; then
+        tail -n 20 "$build_log" >&2
+        rm -rf "$context"
+        return 1
+    fi
     rm -rf "$context"
     log "$tag built in $(elapsed "$started")"
 }
