@@ -158,6 +158,8 @@ def test_browser_client_from_the_dev_server_origin(gateway: httpx.Client) -> Non
     )
     assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
     assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+    other = gateway.get("/session/ping", headers={"Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
 
 
 @pytest.fixture(scope="module")

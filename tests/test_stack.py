@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from authscale import processes
 from authscale.processes import free_port
@@ -201,3 +202,28 @@ def test_sigterm_to_a_replica_under_load_fails_no_request(fragile_stack: LocalSt
     worker.join(30)
     assert len(statuses) > 20
     assert set(statuses) == {200}, {status: statuses.count(status) for status in set(statuses)}
+
+
+def test_redis_is_configured_for_this_job(stack: LocalStack) -> None:
+    client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+    assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
+    assert client.config_get("appendonly") == {"appendonly": "yes"}
+    anonymous = redis.Redis(host="127.0.0.1", port=stack.config.redis_port)
+    with pytest.raises(redis.AuthenticationError):
+        anonymous.ping()
+
+
+def test_no_replica_left_is_a_json_502(fragile_stack: LocalStack) -> None:
+    replicas = [name for name in fragile_stack.running if name.startswith("session-")]
+    for name in replicas:
+        fragile_stack.stop_process(name)
+    try:
+        response = httpx.get(f"{fragile_stack.gateway_url}/session/ping", timeout=10)
+        assert response.status_code == 502
+        assert response.headers["Retry-After"] == "1"
+        assert json_of(response) == {"message": "No replica could answer"}
+    finally:
+        for name in replicas:
+            fragile_stack.start_process(name)
+    # Back in rotation without a gateway restart.
+    assert httpx.get(f"{fragile_stack.gateway_url}/session/ping", timeout=10).status_code == 200

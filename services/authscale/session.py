@@ -10,14 +10,13 @@ import hmac
 from quart import Blueprint, Quart, Response, jsonify, request
 
 from authscale.credentials import parse_credentials
-from authscale.errors import Forbidden, InvalidCredentials, Unauthorized
+from authscale.errors import Forbidden, Unauthorized
+from authscale.logins import Logins
 from authscale.metrics import AUTH_FAILURES
-from authscale.passwords import Passwords
 from authscale.payloads import json_body
 from authscale.service import Service, create_service
 from authscale.sessions import Session, Sessions
 from authscale.settings import Settings
-from authscale.users import Users
 
 ROLE = "session"
 
@@ -33,13 +32,12 @@ def session_routes(service: Service) -> Blueprint:
     settings = service.settings
     cookie_name = settings.cookies.session_name
     blueprint = Blueprint(ROLE, __name__)
-    passwords = Passwords(settings.passwords)
-    users = Users(service.redis, passwords)
+    logins = Logins(ROLE, service.redis, settings)
     sessions = Sessions(service.redis, settings.sessions)
 
     @blueprint.after_app_serving
-    async def close_passwords() -> None:
-        passwords.close()
+    async def close_logins() -> None:
+        logins.close()
 
     async def current_session() -> Session:
         session_id = request.cookies.get(cookie_name)
@@ -66,11 +64,7 @@ def session_routes(service: Service) -> Blueprint:
 
     @blueprint.post("/login")
     async def login() -> Response:
-        credentials = parse_credentials(await json_body())
-        user = await users.authenticate(credentials.username, credentials.password)
-        if user is None:
-            AUTH_FAILURES.labels(ROLE, "invalid_credentials").inc()
-            raise InvalidCredentials()
+        user, device_id = await logins.authenticate(parse_credentials(await json_body()))
         previous = request.cookies.get(cookie_name)
         if previous and (old := await sessions.get(previous)) is not None:
             await sessions.end(old)
@@ -86,6 +80,7 @@ def session_routes(service: Service) -> Blueprint:
             httponly=True,
             samesite="Lax",
         )
+        logins.set_device_cookie(response, device_id)
         return response
 
     @blueprint.get("/dashboard")

@@ -198,17 +198,25 @@ class PasswordSettings:
 
 @dataclass(frozen=True)
 class ThrottleSettings:
-    """Per-account throttling of failed logins, shared through Redis by every replica."""
+    """Per-account throttling of failed logins, shared through Redis by every replica.
 
-    #: Failures allowed per account and window before logins for it are slowed down.
+    Clients that never logged in to an account share one budget of failures for it; a client
+    holding a device cookie from an earlier login to that account has a budget of its own, so
+    an attacker who spends the shared budget slows himself down without locking the user out.
+    """
+
+    #: Failed logins per budget and window before further attempts get 429.
     failures: int = 10
     window: float = 15 * 60
+    device_cookie_name: str = "authscale_device"
+    device_lifetime: float = 30 * 24 * 60 * 60
 
     @classmethod
     def from_environ(cls, env: Environ) -> ThrottleSettings:
         return cls(
             failures=env.integer("LOGIN_FAILURES_PER_WINDOW", cls.failures, minimum=1),
             window=env.seconds("LOGIN_FAILURE_WINDOW", cls.window, minimum=1),
+            device_lifetime=env.seconds("DEVICE_COOKIE_LIFETIME", cls.device_lifetime, minimum=60),
         )
 
 
