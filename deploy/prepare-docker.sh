@@ -256,6 +256,9 @@ main() {
     build_base_image
     build_stand_ins
     download_wheels
+    # Rebuilds of authscale:local leave untagged images behind; a CI machine kept between runs
+    # would otherwise fill up with them.
+    docker image prune -f >/dev/null
     log "ready in $(elapsed "$started"); build offline with AUTHSCALE_BUILD_OFFLINE=1"
 }
 
