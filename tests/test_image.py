@@ -143,6 +143,7 @@ def test_the_build_context_holds_only_what_the_image_needs() -> None:
         "!deploy/requirements.lock",
         "!deploy/build-requirements.lock",
         "!deploy/wheels/",
+        "!deploy/certs/",
         "**/__pycache__",
         "**/*.egg-info",
     }
