@@ -103,6 +103,18 @@ class Compose:
     def containers(self, service: str) -> list[str]:
         return self.run("ps", "-q", service).stdout.split()
 
+    def all_healthy(self) -> bool:
+        """Docker's own verdict: every running container's healthcheck passes."""
+        ids = self.run("ps", "-q").stdout.split()
+        states = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Status}} {{.State.Health.Status}}", *ids],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split("\n")
+        running = [state for state in states if state.startswith("running")]
+        return bool(running) and all(state == "running healthy" for state in running)
+
     def logs(self) -> str:
         return self.run("logs", "--no-color", "--tail", "40", check=False).stdout
 
@@ -277,6 +289,7 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
             stack.run("up", "-d", "--scale", "session=1", "redis", "session")
             stack.run("up", "-d", "--no-deps", "gateway")
         stack.wait_until("the gateway answered", lambda: answers(f"{stack.gateway_url}/healthz"))
+        stack.wait_until("every container reported healthy", stack.all_healthy)
         stack.wait_until(
             "a session replica answered through the gateway",
             lambda: answers(f"{stack.gateway_url}/session/ping"),
