@@ -28,6 +28,9 @@ from authscale.stack import LocalStack, StackConfig, available_roles
 from authscale.storage import RedisStore
 from authscale.users import Users
 
+# Fixtures of the token variant (keys, issuer and token apps) live beside their tests.
+pytest_plugins = ("token_fixtures",)
+
 #: argon2id at a test cost: the suite checks behaviour, not hashing strength.
 CHEAP_ARGON2 = {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"}
 CHEAP_PASSWORDS = PasswordSettings(time_cost=1, memory_cost_kib=1024)

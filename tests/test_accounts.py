@@ -70,3 +70,16 @@ def test_passwd_changes_the_password_and_ends_every_session(stack: LocalStack) -
     assert login(stack, "operator-2", "new-pass").status_code == 200
     missing = users(stack, "passwd", "nobody-here", "--password-stdin", stdin="x\n")
     assert missing.returncode == 1
+
+
+def test_passwd_also_revokes_every_refresh_token_family(stack: LocalStack) -> None:
+    users(stack, "add", "operator-3", "--password-stdin", stdin="old-pass\n")
+    credentials = {"username": "operator-3", "password": "old-pass"}
+    with httpx.Client(base_url=stack.gateway_url) as client:
+        logins = [client.post("/token/login", json=credentials).json() for _ in range(2)]
+        result = users(stack, "passwd", "operator-3", "--password-stdin", stdin="new-pass\n")
+        assert result.returncode == 0, result.stderr
+        assert "revoked 2 refresh token families" in result.stdout
+        for body in logins:
+            refreshed = client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})
+            assert refreshed.status_code == 401

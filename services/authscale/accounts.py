@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from authscale.credentials import check_password, check_username
 from authscale.passwords import Passwords
+from authscale.refresh import revoke_user_families
 from authscale.sessions import Sessions
 from authscale.settings import Environ, PasswordSettings, RedisSettings, SessionSettings
 from authscale.storage import RedisStore
@@ -130,5 +131,9 @@ async def _passwd(args: argparse.Namespace, redis: RedisStore, passwords: Passwo
         print(f"authscale: no user {args.username!r}", file=sys.stderr)
         return 1
     ended = await Sessions(redis, SessionSettings()).end_all(args.username)
-    print(f"changed the password of {args.username}; ended {ended} session(s)")
+    revoked = await revoke_user_families(redis, args.username)
+    print(
+        f"changed the password of {args.username}; ended {ended} session(s) and revoked "
+        f"{revoked} refresh token famil{'y' if revoked == 1 else 'ies'}"
+    )
     return 0

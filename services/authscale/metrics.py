@@ -26,6 +26,15 @@ VERIFIED_CACHE = Counter(
     "authscale_verified_token_cache_total", "Verified-token cache lookups", ["result"]
 )
 
+JWKS_FETCHES = Counter(
+    "authscale_jwks_fetches_total",
+    "Public key set fetches by token replicas, by trigger (start, timer, unknown_kid) and result",
+    ["trigger", "result"],
+)
+REFRESH_OUTCOMES = Counter(
+    "authscale_refresh_total", "Refresh token presentations, by outcome", ["outcome"]
+)
+
 
 def register_metrics_route(app: Quart) -> None:
     @app.get("/metrics")

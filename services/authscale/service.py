@@ -15,7 +15,7 @@ from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart, Response, jsonify, request
 from quart_cors import cors
 
-from authscale.errors import DependencyUnavailable, register_error_handlers
+from authscale.errors import ConfigError, DependencyUnavailable, register_error_handlers
 from authscale.logs import configure_logging
 from authscale.metrics import REQUESTS, register_metrics_route
 from authscale.settings import Settings
@@ -33,10 +33,17 @@ class Service:
     role: str
     settings: Settings
     app: Quart
-    redis: RedisStore
+    #: ``None`` for a role created with ``uses_redis=False``.
+    store: RedisStore | None
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
     #: Set once every readiness check has passed at least once (see ``/readyz``).
     started: bool = False
+
+    @property
+    def redis(self) -> RedisStore:
+        if self.store is None:
+            raise RuntimeError(f"the {self.role} role was created without Redis")
+        return self.store
 
 
 def create_service(role: str, settings: Settings, *, uses_redis: bool = True) -> Service:
@@ -45,7 +52,12 @@ def create_service(role: str, settings: Settings, *, uses_redis: bool = True) ->
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["BODY_TIMEOUT"] = 10
     app.config["JSON_SORT_KEYS"] = False
-    service = Service(role=role, settings=settings, app=app, redis=RedisStore(settings.redis))
+    store: RedisStore | None = None
+    if uses_redis:
+        if settings.redis is None:
+            raise ConfigError(f"the {role} role needs Redis: set AUTHSCALE_REDIS_URL.")
+        store = RedisStore(settings.redis)
+    service = Service(role=role, settings=settings, app=app, store=store)
 
     if uses_redis:
         _open_redis_while_serving(service)

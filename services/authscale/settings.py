@@ -222,7 +222,8 @@ class ThrottleSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    redis: RedisSettings
+    #: ``None`` for a role that runs without Redis (a token replica outside denylist mode).
+    redis: RedisSettings | None
     replica_id: str = field(default_factory=default_replica_id)
     cookies: CookieSettings = CookieSettings()
     sessions: SessionSettings = SessionSettings()
@@ -236,7 +237,10 @@ class Settings:
     log_level: str = "INFO"
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, *, uses_redis: bool = True
+    ) -> Settings:
+        """Read every base setting; ``uses_redis=False`` ignores the Redis variables entirely."""
         env = Environ(os.environ if environ is None else environ)
         origins = env.strings("CORS_ORIGINS")
         for origin in origins:
@@ -255,7 +259,7 @@ class Settings:
                 f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}."
             )
         return cls(
-            redis=RedisSettings.from_environ(env),
+            redis=RedisSettings.from_environ(env) if uses_redis else None,
             replica_id=env.raw("REPLICA_ID") or default_replica_id(),
             cookies=CookieSettings.from_environ(env),
             sessions=SessionSettings.from_environ(env),

@@ -106,7 +106,7 @@ class LocalStack:
             if self.config.demo_user:
                 asyncio.run(self._ensure_demo_user())
             if self.config.replicas.get("issuer"):
-                from authscale.keys import ensure_signing_key  # type: ignore[import-not-found]
+                from authscale.keys import ensure_signing_key
 
                 ensure_signing_key(self.run_dir / "keys")
             for role in ROLE_APPS:
