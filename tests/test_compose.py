@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ import httpx
 import pytest
 import yaml
 
-from authscale.gateway import compose_config, render
 from authscale.processes import free_port
 
 
@@ -66,12 +65,6 @@ def missing_engine() -> str | None:
     if not _succeeds(["docker", "info"]):
         return "no Docker engine answers `docker info` (deploy/prepare-docker.sh starts one)"
     return None
-
-
-def token_roles_present() -> bool:
-    """The token variant's roles exist on this branch (they arrive from the token issue)."""
-    package = ROOT / "services" / "authscale"
-    return (package / "token.py").exists() and (package / "issuer.py").exists()
 
 
 @dataclass
@@ -249,7 +242,7 @@ def test_compose_validates_the_file_when_a_compose_program_exists() -> None:
 
 
 @pytest.fixture(scope="module")
-def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
+def compose() -> Iterator[Compose]:
     problem = missing_engine()
     if problem is not None:
         if in_ci():
@@ -264,7 +257,7 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
         "COMPOSE_PROJECT_NAME": PROJECT,
         "AUTHSCALE_REDIS_PASSWORD": secrets.token_hex(24),
         "AUTHSCALE_COOKIE_SECURE": "false",
-        "AUTHSCALE_DEMO_USER": "false",
+        "AUTHSCALE_DEMO_USER": "true",
         "AUTHSCALE_GATEWAY_PORT": str(port),
         # Offline when asked to, or when deploy/prepare-docker.sh left wheels for it.
         "AUTHSCALE_BUILD_OFFLINE": os.environ.get("AUTHSCALE_BUILD_OFFLINE")
@@ -274,26 +267,15 @@ def compose(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
     stack.run("down", "-v", "--remove-orphans", check=False)
     stack.run("build", "session")
     try:
-        if token_roles_present():
-            stack.run("up", "-d", "--scale", "session=1", "--scale", "token=1")
-        else:
-            # Until the token roles exist: Redis, session replicas, and a gateway whose token
-            # and issuer upstreams are empty (nginx refuses names it cannot resolve).
-            config = compose_config()
-            config = replace(config, upstreams={"session": config.upstreams["session"]})
-            path = tmp_path_factory.mktemp("gateway") / "nginx.conf"
-            path.write_text(render(config))
-            path.chmod(0o644)
-            path.parent.chmod(0o755)
-            stack.env["AUTHSCALE_GATEWAY_CONFIG"] = str(path)
-            stack.run("up", "-d", "--scale", "session=1", "redis", "session")
-            stack.run("up", "-d", "--no-deps", "gateway")
+        # One replica each at first, so the scaling test sees the gateway learn of new ones.
+        stack.run("up", "-d", "--scale", "session=1", "--scale", "token=1")
         stack.wait_until("the gateway answered", lambda: answers(f"{stack.gateway_url}/healthz"))
         stack.wait_until("every container reported healthy", stack.all_healthy)
-        stack.wait_until(
-            "a session replica answered through the gateway",
-            lambda: answers(f"{stack.gateway_url}/session/ping"),
-        )
+        for role in ("session", "token"):
+            stack.wait_until(
+                f"a {role} replica answered through the gateway",
+                lambda role=role: answers(f"{stack.gateway_url}/{role}/ping"),
+            )
         stack.run(
             "exec", "-T", "session", "authscale", "users", "add", "compose-user",
             "--password-stdin", input=PASSWORD + "\n",
@@ -341,7 +323,6 @@ def test_session_login_dashboard_logout_through_the_gateway(client: httpx.Client
 
 
 @live
-@pytest.mark.skipif(not token_roles_present(), reason="the token roles are not on this branch")
 def test_token_login_dashboard_logout_through_the_gateway(client: httpx.Client) -> None:
     login = client.post("/token/login", json={"username": "compose-user", "password": PASSWORD})
     assert login.status_code == 200, login.text
@@ -356,6 +337,15 @@ def test_token_login_dashboard_logout_through_the_gateway(client: httpx.Client) 
     refresh = client.post("/token/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refresh.status_code == 401
     assert client.get("/token/dashboard").status_code == 401
+    keys = client.get("/.well-known/jwks.json")
+    assert keys.status_code == 200
+    assert [key["kty"] for key in keys.json()["keys"]] == ["RSA"]
+
+
+@live
+def test_the_demo_user_exists_after_the_first_start(client: httpx.Client) -> None:
+    login = client.post("/session/login", json={"username": "admin", "password": "password123"})
+    assert login.status_code == 200, login.text
 
 
 @live
@@ -363,7 +353,8 @@ def test_scaled_replicas_each_answer_through_the_gateway(
     compose: Compose, client: httpx.Client
 ) -> None:
     assert len(replicas_seen(client, "/session/ping", requests=6)) == 1
-    roles = {"session": 3, **({"token": 3} if token_roles_present() else {})}
+    assert len(replicas_seen(client, "/token/ping", requests=6)) == 1
+    roles = {"session": 3, "token": 3}
     compose.scale(**roles)
     for role, count in roles.items():
         assert len(compose.containers(role)) == count
