@@ -120,11 +120,12 @@ class LocalStack:
         self._write_state()
 
     def stop(self) -> None:
-        """Gateway first (no new requests), then replicas (they drain), Redis last."""
-        order = sorted(self.running.values(), key=lambda r: _stop_rank(r.spec.role))
-        for running in order:
-            processes.stop_pid(running.pid, running.started_ticks)
-            running.process.wait()
+        """Gateway first (no new requests), then every replica at once (they drain), Redis last."""
+        for rank in sorted({_stop_rank(r.spec.role) for r in self.running.values()}):
+            group = [r for r in self.running.values() if _stop_rank(r.spec.role) == rank]
+            processes.stop_all([(r.pid, r.started_ticks) for r in group])
+            for running in group:
+                running.process.wait()
         self.running.clear()
         (self.run_dir / STATE_FILE).unlink(missing_ok=True)
 
@@ -394,10 +395,15 @@ def alive_recorded(run_dir: Path) -> bool:
 def stop_recorded(run_dir: Path) -> int:
     """Stop the processes a detached stack recorded; returns how many were still running."""
     stopped = 0
-    for _, pid, ticks in _recorded(run_dir):
-        if processes.is_same_process(pid, ticks):
-            processes.stop_pid(pid, ticks)
-            stopped += 1
+    recorded = _recorded(run_dir)
+    for rank in sorted({_stop_rank(name.split("-")[0]) for name, _, _ in recorded}):
+        group = [
+            (pid, ticks)
+            for name, pid, ticks in recorded
+            if _stop_rank(name.split("-")[0]) == rank and processes.is_same_process(pid, ticks)
+        ]
+        processes.stop_all(group)
+        stopped += len(group)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 
