@@ -156,26 +156,18 @@ CONTAINER_TMP = "/tmp"  # noqa: S108 - the container's own tmpfs or emptyDir, sh
 
 def local_config() -> GatewayConfig:
     """What ``authscale up`` renders with its default options (it renders its own at start)."""
-    from authscale.stack import ROLE_APPS, StackConfig, available_roles
+    from authscale.stack import ROLE_APPS, StackConfig, available_roles, gateway_config
 
     stack = StackConfig()
     base = stack.base_port or 8100
-    replicas = {role: stack.replicas.get(role, 0) for role in available_roles()}
-    run_dir = stack.run_dir.resolve()
-    return GatewayConfig(
-        listen=f"{stack.host}:{stack.gateway_port}",
-        upstreams={
-            role: [f"{stack.host}:{base + ROLE_APPS[role][1] + i}" for i in range(1, count + 1)]
-            for role, count in replicas.items()
-        },
-        pid_file=str(run_dir / "gateway" / "nginx.pid"),
-        error_log=str(run_dir / "logs" / "gateway-error.log"),
-        access_log=str(run_dir / "logs" / "gateway-access.log"),
-        temp_dir=str(run_dir / "gateway" / "temp"),
-        login_rate=stack.login_rate,
-        login_burst=stack.login_burst,
-        worker_processes="1",
-    )
+    upstreams = {
+        role: [
+            f"{stack.host}:{base + ROLE_APPS[role][1] + index}"
+            for index in range(1, stack.replicas.get(role, 0) + 1)
+        ]
+        for role in available_roles()
+    }
+    return gateway_config(stack, stack.run_dir.resolve(), upstreams)
 
 
 def compose_config(login_rate: str = "10r/s", login_burst: int = 20) -> GatewayConfig:

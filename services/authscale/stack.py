@@ -14,7 +14,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -45,7 +45,9 @@ def available_roles() -> tuple[str, ...]:
 class StackConfig:
     run_dir: Path = DEFAULT_RUN_DIR
     #: Replicas per role; a role missing here gets none.
-    replicas: Mapping[str, int] = field(default_factory=lambda: {"session": 2})
+    replicas: Mapping[str, int] = field(
+        default_factory=lambda: {"session": 2, "token": 2, "issuer": 1}
+    )
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     redis_port: int = 6390
@@ -140,24 +142,12 @@ class LocalStack:
         self._write_state()
 
     def write_gateway_config(self) -> Path:
-        config = gateway.GatewayConfig(
-            listen=f"{self.config.host}:{self.config.gateway_port}",
-            upstreams={
-                role: [f"{self.config.host}:{spec.port}" for spec in self._role_specs(role)]
-                for role in gateway.UPSTREAM_ROLES
-            },
-            pid_file=str(self.run_dir / "gateway" / "nginx.pid"),
-            error_log=str(self.run_dir / "logs" / "gateway-error.log"),
-            access_log=str(self.run_dir / "logs" / "gateway-access.log"),
-            temp_dir=str(self.run_dir / "gateway" / "temp"),
-            login_rate=self.config.login_rate,
-            login_burst=self.config.login_burst,
-            worker_processes="1",
-            # nginx started as root hands its workers to an unprivileged user.
-            user="nobody nogroup" if os.geteuid() == 0 else None,
-        )
+        upstreams = {
+            role: [f"{self.config.host}:{spec.port}" for spec in self._role_specs(role)]
+            for role in gateway.UPSTREAM_ROLES
+        }
         path = self.run_dir / "gateway" / "nginx.conf"
-        path.write_text(gateway.render(config))
+        path.write_text(gateway.render(gateway_config(self.config, self.run_dir, upstreams)))
         return path
 
     # -- process specs -----------------------------------------------------------------------
@@ -343,6 +333,25 @@ class LocalStack:
         path = self.run_dir / STATE_FILE
         path.write_text(json.dumps(state, indent=2))
         path.chmod(0o600)
+
+
+def gateway_config(
+    config: StackConfig, run_dir: Path, upstreams: Mapping[str, Sequence[str]]
+) -> gateway.GatewayConfig:
+    """The gateway of a local stack: everything in its run directory, one worker."""
+    return gateway.GatewayConfig(
+        listen=f"{config.host}:{config.gateway_port}",
+        upstreams=upstreams,
+        pid_file=str(run_dir / "gateway" / "nginx.pid"),
+        error_log=str(run_dir / "logs" / "gateway-error.log"),
+        access_log=str(run_dir / "logs" / "gateway-access.log"),
+        temp_dir=str(run_dir / "gateway" / "temp"),
+        login_rate=config.login_rate,
+        login_burst=config.login_burst,
+        worker_processes="1",
+        # nginx started as root hands its workers to an unprivileged user.
+        user="nobody nogroup" if os.geteuid() == 0 else None,
+    )
 
 
 def _stop_rank(role: str) -> int:
