@@ -10,7 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authscale.gateway import GatewayConfig, render
+from authscale import cli
+from authscale.gateway import (
+    RENDERED_COPIES,
+    GatewayConfig,
+    compose_config,
+    kubernetes_config,
+    render,
+)
 from authscale.stack import LocalStack
 from conftest import PASSWORD, SessionAuth, add_user, json_of, stack_config
 
@@ -177,3 +184,62 @@ def test_login_bursts_are_rate_limited_with_json_429(limited_stack: LocalStack) 
         assert all(client.get("/session/ping").status_code == 200 for _ in range(10))
     assert 429 in statuses
     assert set(statuses) <= {401, 429}
+
+
+# -- the presets and their committed copies (authscale gateway render) -------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("target", sorted(RENDERED_COPIES))
+def test_committed_renders_match_the_template(target: str, tmp_path: Path) -> None:
+    output = tmp_path / "nginx.conf"
+    assert cli.main(["gateway", "render", "--target", target, "--output", str(output)]) == 0
+    committed = RENDERED_COPIES[target]
+    assert (ROOT / committed).read_text() == output.read_text(), (
+        f"{committed} drifted from gateway/nginx.conf.template; render it again: "
+        f"authscale gateway render --target {target} --output {committed}"
+    )
+
+
+def test_render_prints_the_local_stack_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["gateway", "render", "--target", "local"]) == 0
+    text = capsys.readouterr().out
+    assert "listen 127.0.0.1:8080;" in text
+    assert "server 127.0.0.1:8101 max_fails=2" in text
+
+
+def test_compose_config_is_valid_nginx_with_the_names_resolved(tmp_path: Path) -> None:
+    # Docker's DNS is not here: point the service names at loopback so nginx -t can resolve them.
+    text = render(compose_config())
+    for role in ("session", "token", "issuer"):
+        text = text.replace(f"server {role}:8000", "server 127.0.0.1:8000")
+    text = text.replace("/tmp", str(tmp_path))
+    path = tmp_path / "nginx.conf"
+    path.write_text(text)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run(
+        [nginx, "-t", "-c", str(path), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_kubernetes_config_follows_pods_through_dns() -> None:
+    text = render(kubernetes_config(namespace="auth", cluster_domain="example.internal"))
+    assert "resolver kube-dns.kube-system.svc.example.internal valid=5s ipv6=off;" in text
+    for role in ("session", "token", "issuer"):
+        assert f"zone {role} 256k;" in text
+        assert f"server {role}.auth.svc.example.internal:8000 resolve max_fails=2" in text
+    assert "keepalive 32;" in text
+    assert "Strict-Transport-Security" not in text
+
+
+def test_kubernetes_production_trusts_only_the_given_balancers() -> None:
+    text = render(kubernetes_config(production=True, real_ip_from=["10.2.0.0/16"]))
+    assert "set_real_ip_from 10.2.0.0/16;" in text
+    assert "set_real_ip_from 10.0.0.0/8;" not in text
+    assert "proxy_set_header X-Forwarded-Proto https;" in text
+    assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in text

@@ -44,7 +44,7 @@ def cli_ports() -> list[str]:
         "--redis-port",
         str(free_port()),
         "--base-port",
-        str(free_port() + 2000),
+        "0",  # free ports for the replicas
     ]
 
 

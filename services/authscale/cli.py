@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from authscale import accounts, bench, experiment, keys, supervisor
+from authscale import accounts, bench, experiment, gateway, keys, supervisor
 from authscale.errors import AuthscaleError, ConfigError
 from authscale.processes import StackError
 
@@ -17,6 +17,7 @@ COMMAND_GROUPS: tuple[
     supervisor.register_commands,
     accounts.register_commands,
     keys.register_commands,
+    gateway.register_commands,
     bench.register_commands,
     experiment.register_commands,
 )

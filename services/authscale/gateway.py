@@ -6,10 +6,12 @@ rendering fails on a placeholder without a value, so a typo never reaches nginx.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 #: The roles the gateway routes to, in the order their upstream blocks are written.
@@ -51,6 +53,11 @@ class GatewayConfig:
     fail_timeout: str = "5s"
     listen_options: str = ""
     server_extra: Sequence[str] = field(default_factory=tuple)
+    #: A DNS server nginx asks again and again (every ``resolver_valid``) for each upstream
+    #: name, so replicas that come and go are followed without a reload. ``resolve`` on upstream
+    #: servers needs nginx 1.27.3 or later; ``None`` resolves names once, at start or reload.
+    resolver: str | None = None
+    resolver_valid: str = "5s"
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d+r/[sm]", self.login_rate):
@@ -91,6 +98,12 @@ def _values(config: GatewayConfig) -> dict[str, str]:
         "real_ip": real_ip,
         "login_rate": config.login_rate,
         "login_burst": str(config.login_burst),
+        "resolver": (
+            f"    resolver {config.resolver} valid={config.resolver_valid} ipv6=off;\n"
+            f"    resolver_timeout 2s;\n"
+            if config.resolver
+            else ""
+        ),
         "upstreams": "\n".join(_upstream(config, role) for role in UPSTREAM_ROLES),
         "listen": config.listen,
         "listen_options": config.listen_options,
@@ -103,9 +116,13 @@ def _values(config: GatewayConfig) -> dict[str, str]:
 def _upstream(config: GatewayConfig, role: str) -> str:
     servers = config.upstreams.get(role, ())
     lines = [f"    upstream {role} {{"]
+    if config.resolver:
+        # Re-resolved servers live in shared memory, which needs a zone.
+        lines.append(f"        zone {role} 256k;")
+    resolve = " resolve" if config.resolver else ""
     if servers:
         lines += [
-            f"        server {address} max_fails={config.max_fails} "
+            f"        server {address}{resolve} max_fails={config.max_fails} "
             f"fail_timeout={config.fail_timeout};"
             for address in servers
         ]
@@ -114,3 +131,149 @@ def _upstream(config: GatewayConfig, role: str) -> str:
         lines.append("        server 127.0.0.1:9 down;")
     lines += [f"        keepalive {config.keepalive};", "    }", ""]
     return "\n".join(lines)
+
+
+# -- presets: the same template for each way the stack runs ------------------------------------
+
+#: Where each preset's rendered copy is committed; tests fail when a copy drifts from the
+#: template (compose mounts its copy, and kustomize reads nothing outside deploy/k8s).
+RENDERED_COPIES = {
+    "compose": Path("gateway/compose.conf"),
+    "kubernetes": Path("deploy/k8s/base/gateway/nginx.conf"),
+    "kubernetes-production": Path("deploy/k8s/overlays/production/gateway/nginx.conf"),
+}
+TARGETS = ("local", *RENDERED_COPIES)
+#: The replicas' port inside containers and pods.
+REPLICA_PORT = 8000
+#: HSTS for two years with subdomains: the production overlay serves nothing but HTTPS.
+HSTS = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
+
+
+#: Unprivileged nginx under a read-only root filesystem can write only here (a tmpfs in compose,
+#: an emptyDir in Kubernetes); its logs go to the container's stderr and stdout.
+CONTAINER_TMP = "/tmp"  # noqa: S108 - the container's own tmpfs or emptyDir, shared with no one
+
+
+def local_config() -> GatewayConfig:
+    """What ``authscale up`` renders with its default options (it renders its own at start)."""
+    from authscale.stack import ROLE_APPS, StackConfig, available_roles, gateway_config
+
+    stack = StackConfig()
+    base = stack.base_port or 8100
+    upstreams = {
+        role: [
+            f"{stack.host}:{base + ROLE_APPS[role][1] + index}"
+            for index in range(1, stack.replicas.get(role, 0) + 1)
+        ]
+        for role in available_roles()
+    }
+    return gateway_config(stack, stack.run_dir.resolve(), upstreams)
+
+
+def compose_config(login_rate: str = "10r/s", login_burst: int = 20) -> GatewayConfig:
+    """Upstreams by compose service name: Docker's DNS answers with every replica.
+
+    nginx 1.22 (the image tested here) resolves them at start and on reload only, so
+    deploy/compose-scale.sh reloads the gateway after every change of replicas.
+    """
+    return GatewayConfig(
+        listen="8080",
+        upstreams={role: [f"{role}:{REPLICA_PORT}"] for role in UPSTREAM_ROLES},
+        login_rate=login_rate,
+        login_burst=login_burst,
+        pid_file=f"{CONTAINER_TMP}/nginx.pid",
+        error_log="stderr",
+        access_log="/dev/stdout",
+        temp_dir=CONTAINER_TMP,
+    )
+
+
+def kubernetes_config(
+    *,
+    namespace: str = "authscale",
+    cluster_domain: str = "cluster.local",
+    production: bool = False,
+    real_ip_from: Sequence[str] = ("10.0.0.0/8",),
+    login_rate: str = "10r/s",
+    login_burst: int = 20,
+) -> GatewayConfig:
+    """Headless Services re-resolved every few seconds, one upstream server per pod.
+
+    Through a ClusterIP Service, kept-alive connections would stick to whichever pods they first
+    reached; with a headless Service nginx sees every pod's address, balances and keeps
+    connections alive per pod, and re-resolution follows scaling and rolling updates. nginx's
+    own resolver ignores resolv.conf search domains: names are fully qualified.
+    """
+    suffix = f"{namespace}.svc.{cluster_domain}"
+    config = GatewayConfig(
+        listen="8080",
+        upstreams={role: [f"{role}.{suffix}:{REPLICA_PORT}"] for role in UPSTREAM_ROLES},
+        # Pods see the node's cores, not their CPU limit: match the limit in the manifests.
+        worker_processes="2",
+        resolver=f"kube-dns.kube-system.svc.{cluster_domain}",
+        login_rate=login_rate,
+        login_burst=login_burst,
+        pid_file=f"{CONTAINER_TMP}/nginx.pid",
+        error_log="stderr",
+        access_log="/dev/stdout",
+        temp_dir=CONTAINER_TMP,
+    )
+    if not production:
+        return config
+    # TLS ends at the ingress in front of the gateway: only it may say who the client is.
+    return replace(
+        config, forwarded_proto="https", real_ip_from=tuple(real_ip_from), server_extra=(HSTS,)
+    )
+
+
+def preset(target: str, args: argparse.Namespace) -> GatewayConfig:
+    """The configuration ``authscale gateway render --target TARGET`` writes."""
+    limits = {"login_rate": args.login_rate, "login_burst": args.login_burst}
+    if target == "local":
+        return local_config()
+    if target == "compose":
+        return compose_config(**limits)
+    if target in {"kubernetes", "kubernetes-production"}:
+        return kubernetes_config(
+            namespace=args.namespace,
+            cluster_domain=args.cluster_domain,
+            production=target == "kubernetes-production",
+            real_ip_from=tuple(args.real_ip_from or ("10.0.0.0/8",)),
+            **limits,
+        )
+    raise ValueError(f"unknown gateway target {target!r}; targets: {', '.join(TARGETS)}")
+
+
+def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    group = commands.add_parser("gateway", help="the nginx gateway's configuration")
+    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+    render_cmd = actions.add_parser(
+        "render",
+        help="render gateway/nginx.conf.template for one way of running the stack",
+        description="Committed copies: "
+        + ", ".join(f"{target} -> {path}" for target, path in RENDERED_COPIES.items()),
+    )
+    render_cmd.add_argument("--target", choices=TARGETS, required=True)
+    render_cmd.add_argument("--output", type=Path, help="write here instead of stdout")
+    render_cmd.add_argument("--login-rate", default="10r/s", help="limit_req rate (10r/s)")
+    render_cmd.add_argument("--login-burst", type=int, default=20, help="limit_req burst (20)")
+    render_cmd.add_argument("--namespace", default="authscale", help="Kubernetes namespace")
+    render_cmd.add_argument("--cluster-domain", default="cluster.local")
+    render_cmd.add_argument(
+        "--real-ip-from",
+        action="append",
+        metavar="CIDR",
+        help="kubernetes-production: addresses of the TLS-terminating load balancer or ingress "
+        "(repeatable; default 10.0.0.0/8)",
+    )
+    render_cmd.set_defaults(run=_render_command)
+
+
+def _render_command(args: argparse.Namespace) -> int:
+    text = render(preset(args.target, args))
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        args.output.write_text(text)
+        print(f"wrote {args.output} ({args.target})", file=sys.stderr)
+    return 0

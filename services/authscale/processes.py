@@ -116,25 +116,34 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
 
 def stop_pid(pid: int, ticks: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
     """Signal ``pid`` if it is still the process we started; wait, then SIGKILL. True if stopped."""
-    if not is_same_process(pid, ticks):
-        return True
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return True
+    return stop_all([(pid, ticks)], sig, timeout)
+
+
+def stop_all(
+    targets: Sequence[tuple[int, int]], sig: int = signal.SIGTERM, timeout: float = 15.0
+) -> bool:
+    """Signal every (pid, start ticks) still ours at once, so they drain in parallel; wait up to
+    ``timeout``, then SIGKILL what is left. True if all stopped."""
+    pending = [(pid, ticks) for pid, ticks in targets if is_same_process(pid, ticks)]
+    for pid, _ in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_same_process(pid, ticks) or _is_zombie(pid):
+    while pending and time.monotonic() < deadline:
+        for pid, ticks in list(pending):
+            if not is_same_process(pid, ticks) or _is_zombie(pid):
+                _reap(pid)
+                pending.remove((pid, ticks))
+        if pending:
+            time.sleep(0.05)
+    for pid, _ in pending:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if pending:
+        time.sleep(0.2)
+        for pid, _ in pending:
             _reap(pid)
-            return True
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return True
-    time.sleep(0.2)
-    _reap(pid)
-    return not is_same_process(pid, ticks)
+    return not any(is_same_process(pid, ticks) for pid, ticks in pending)
 
 
 def _is_zombie(pid: int) -> bool:

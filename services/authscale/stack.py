@@ -14,7 +14,7 @@ import secrets
 import shutil
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -45,7 +45,9 @@ def available_roles() -> tuple[str, ...]:
 class StackConfig:
     run_dir: Path = DEFAULT_RUN_DIR
     #: Replicas per role; a role missing here gets none.
-    replicas: Mapping[str, int] = field(default_factory=lambda: {"session": 2})
+    replicas: Mapping[str, int] = field(
+        default_factory=lambda: {"session": 2, "token": 2, "issuer": 1}
+    )
     host: str = "127.0.0.1"
     gateway_port: int = 8080
     redis_port: int = 6390
@@ -120,11 +122,12 @@ class LocalStack:
         self._write_state()
 
     def stop(self) -> None:
-        """Gateway first (no new requests), then replicas (they drain), Redis last."""
-        order = sorted(self.running.values(), key=lambda r: _stop_rank(r.spec.role))
-        for running in order:
-            processes.stop_pid(running.pid, running.started_ticks)
-            running.process.wait()
+        """Gateway first (no new requests), then every replica at once (they drain), Redis last."""
+        for rank in sorted({_stop_rank(r.spec.role) for r in self.running.values()}):
+            group = [r for r in self.running.values() if _stop_rank(r.spec.role) == rank]
+            processes.stop_all([(r.pid, r.started_ticks) for r in group])
+            for running in group:
+                running.process.wait()
         self.running.clear()
         (self.run_dir / STATE_FILE).unlink(missing_ok=True)
 
@@ -139,24 +142,12 @@ class LocalStack:
         self._write_state()
 
     def write_gateway_config(self) -> Path:
-        config = gateway.GatewayConfig(
-            listen=f"{self.config.host}:{self.config.gateway_port}",
-            upstreams={
-                role: [f"{self.config.host}:{spec.port}" for spec in self._role_specs(role)]
-                for role in gateway.UPSTREAM_ROLES
-            },
-            pid_file=str(self.run_dir / "gateway" / "nginx.pid"),
-            error_log=str(self.run_dir / "logs" / "gateway-error.log"),
-            access_log=str(self.run_dir / "logs" / "gateway-access.log"),
-            temp_dir=str(self.run_dir / "gateway" / "temp"),
-            login_rate=self.config.login_rate,
-            login_burst=self.config.login_burst,
-            worker_processes="1",
-            # nginx started as root hands its workers to an unprivileged user.
-            user="nobody nogroup" if os.geteuid() == 0 else None,
-        )
+        upstreams = {
+            role: [f"{self.config.host}:{spec.port}" for spec in self._role_specs(role)]
+            for role in gateway.UPSTREAM_ROLES
+        }
         path = self.run_dir / "gateway" / "nginx.conf"
-        path.write_text(gateway.render(config))
+        path.write_text(gateway.render(gateway_config(self.config, self.run_dir, upstreams)))
         return path
 
     # -- process specs -----------------------------------------------------------------------
@@ -344,6 +335,25 @@ class LocalStack:
         path.chmod(0o600)
 
 
+def gateway_config(
+    config: StackConfig, run_dir: Path, upstreams: Mapping[str, Sequence[str]]
+) -> gateway.GatewayConfig:
+    """The gateway of a local stack: everything in its run directory, one worker."""
+    return gateway.GatewayConfig(
+        listen=f"{config.host}:{config.gateway_port}",
+        upstreams=upstreams,
+        pid_file=str(run_dir / "gateway" / "nginx.pid"),
+        error_log=str(run_dir / "logs" / "gateway-error.log"),
+        access_log=str(run_dir / "logs" / "gateway-access.log"),
+        temp_dir=str(run_dir / "gateway" / "temp"),
+        login_rate=config.login_rate,
+        login_burst=config.login_burst,
+        worker_processes="1",
+        # nginx started as root hands its workers to an unprivileged user.
+        user="nobody nogroup" if os.geteuid() == 0 else None,
+    )
+
+
 def _stop_rank(role: str) -> int:
     return {"gateway": 0, "redis": 2}.get(role, 1)
 
@@ -394,10 +404,15 @@ def alive_recorded(run_dir: Path) -> bool:
 def stop_recorded(run_dir: Path) -> int:
     """Stop the processes a detached stack recorded; returns how many were still running."""
     stopped = 0
-    for _, pid, ticks in _recorded(run_dir):
-        if processes.is_same_process(pid, ticks):
-            processes.stop_pid(pid, ticks)
-            stopped += 1
+    recorded = _recorded(run_dir)
+    for rank in sorted({_stop_rank(name.split("-")[0]) for name, _, _ in recorded}):
+        group = [
+            (pid, ticks)
+            for name, pid, ticks in recorded
+            if _stop_rank(name.split("-")[0]) == rank and processes.is_same_process(pid, ticks)
+        ]
+        processes.stop_all(group)
+        stopped += len(group)
     (run_dir / STATE_FILE).unlink(missing_ok=True)
     return stopped
 

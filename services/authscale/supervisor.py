@@ -23,7 +23,12 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     up.add_argument("--issuer-replicas", type=int, default=1, help="issuer replicas (default 1)")
     up.add_argument("--gateway-port", type=int, default=8080)
     up.add_argument("--redis-port", type=int, default=6390)
-    up.add_argument("--base-port", type=int, default=8100, help="replica ports count up from it")
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=8100,
+        help="replica ports count up from it (default 8100; 0 picks free ports)",
+    )
     up.add_argument("--login-rate", default="10r/s", help="nginx limit on logins per client")
     up.add_argument("--login-burst", type=int, default=20)
     up.add_argument("--no-demo-user", action="store_true", help="do not create admin/password123")
@@ -57,7 +62,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         replicas=replicas,
         gateway_port=args.gateway_port,
         redis_port=args.redis_port,
-        base_port=args.base_port,
+        base_port=args.base_port or None,
         login_rate=args.login_rate,
         login_burst=args.login_burst,
         demo_user=not args.no_demo_user,
