@@ -8,7 +8,7 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: up down test lint system-deps venv clean
+.PHONY: up down test lint bench experiment system-deps venv clean
 
 up: system-deps venv
 	$(BIN)/authscale up $(ARGS)
@@ -19,16 +19,26 @@ down: venv
 test: system-deps venv lint
 	$(BIN)/pytest $(ARGS)
 
+# One replica per role, ping vs dashboard per variant (wrk on its own core); prints the ratios.
+bench: system-deps venv
+	$(BIN)/authscale bench $(ARGS)
+
+# The replica-scaling experiment that docs/results/ was made with; writes results/<timestamp>/.
+experiment: system-deps venv
+	$(BIN)/authscale experiment $(ARGS)
+
 lint: venv
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests loadtests
+	$(BIN)/ruff format --check services tests loadtests
 	$(BIN)/mypy
 
-# nginx and redis-server for the local stack and the tests; python3-venv for the virtualenv.
+# nginx and redis-server for the local stack and the tests; wrk for `authscale bench`;
+# python3-venv for the virtualenv.
 system-deps:
 	@missing=""; \
 	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$$missing nginx-light"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

@@ -108,20 +108,27 @@ async def _add(args: argparse.Namespace, redis: RedisStore, passwords: Passwords
 
 
 async def _seed(args: argparse.Namespace, redis: RedisStore, passwords: Passwords) -> int:
+    await seed_users(redis, passwords, args.count, args.password)
+    print(f"seeded {args.count} users {SEED_PREFIX}0..{SEED_PREFIX}{args.count - 1}")
+    return 0
+
+
+async def seed_users(
+    redis: RedisStore, passwords: Passwords, count: int, password: str = DEFAULT_SEED_PASSWORD
+) -> None:
+    """Create (or reset) loaduser0..loaduser{count-1}, all with ``password``."""
     # One hash serves every seeded user: these accounts share a password by design, and hashing
     # thousands of them one by one would take minutes for nothing.
-    password_hash = await passwords.hash(check_password(args.password))
+    password_hash = await passwords.hash(check_password(password))
     batch = 1000
-    for start in range(0, args.count, batch):
+    for start in range(0, count, batch):
         async with redis.reaching("user_seed") as client, client.pipeline() as pipe:
-            for number in range(start, min(start + batch, args.count)):
+            for number in range(start, min(start + batch, count)):
                 pipe.hset(
                     user_key(f"{SEED_PREFIX}{number}"),
                     mapping={"password_hash": password_hash, "changed_at": "0"},
                 )
             await pipe.execute()
-    print(f"seeded {args.count} users {SEED_PREFIX}0..{SEED_PREFIX}{args.count - 1}")
-    return 0
 
 
 async def _passwd(args: argparse.Namespace, redis: RedisStore, passwords: Passwords) -> int:

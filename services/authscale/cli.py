@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from authscale import accounts, gateway, keys, supervisor
+from authscale import accounts, bench, experiment, gateway, keys, supervisor
 from authscale.errors import AuthscaleError, ConfigError
 from authscale.processes import StackError
 
@@ -18,6 +18,8 @@ COMMAND_GROUPS: tuple[
     accounts.register_commands,
     keys.register_commands,
     gateway.register_commands,
+    bench.register_commands,
+    experiment.register_commands,
 )
 
 

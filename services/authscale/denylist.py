@@ -24,5 +24,5 @@ class Denylist:
 
     async def is_denied(self, family: str) -> bool:
         """Raises :class:`~authscale.errors.DependencyUnavailable` (503) when Redis cannot say."""
-        async with self._redis.reaching("denylist") as redis:
-            return bool(await redis.exists(denied_family_key(family)))
+        # The per-request hot path: concurrent checks share one pipeline (see RedisStore.command).
+        return bool(await self._redis.command("denylist", "EXISTS", denied_family_key(family)))

@@ -19,6 +19,11 @@ REDIS_LATENCY = Histogram(
     ["operation"],
     buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
+REDIS_BATCH = Histogram(
+    "authscale_redis_batch_commands",
+    "Commands per shared pipeline on the per-request hot path (see RedisStore.command)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+)
 REDIS_ERRORS = Counter(
     "authscale_redis_errors_total", "Redis round trips that failed or timed out", ["operation"]
 )

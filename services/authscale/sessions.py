@@ -88,8 +88,9 @@ class Sessions:
         """The live session for this id, its idle expiry slid; ``None`` if unknown or expired."""
         if not SESSION_ID_PATTERN.fullmatch(session_id):
             return None
-        async with self._redis.reaching("session_get") as redis:
-            value = await redis.getex(session_key(session_id), px=_ms(self._settings.idle_timeout))
+        value = await self._redis.command(
+            "session_get", "GETEX", session_key(session_id), "PX", _ms(self._settings.idle_timeout)
+        )
         if value is None:
             return None
         data = json.loads(value)

@@ -1,0 +1,33 @@
+"""Redis's own count of the commands it ran (``INFO commandstats``), to divide by requests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import redis
+
+#: Commands the measurement sends, and connection set-up: neither is a per-request cost.
+NOT_PER_REQUEST = frozenset({"info", "ping", "client|setname", "client|setinfo", "hello", "auth"})
+
+
+def read(url: str) -> dict[str, int]:
+    """Calls so far per command (lower case, subcommands as ``client|setname``)."""
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {
+        name.removeprefix("cmdstat_"): int(values["calls"])
+        for name, values in stats.items()
+        if isinstance(values, dict)
+    }
+
+
+def delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """Calls between two readings, without the measurement's and connection set-up."""
+    return {
+        name: calls - before.get(name, 0)
+        for name, calls in after.items()
+        if name not in NOT_PER_REQUEST and calls > before.get(name, 0)
+    }

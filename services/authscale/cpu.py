@@ -1,0 +1,131 @@
+"""CPU: which cores a process may use, and how many CPU seconds a process tree has spent.
+
+Everything here reads Linux's /proc, the same numbers ``top`` shows. A process tree is a pid and
+its descendants at the time of reading: Hypercorn serves from a child process, nginx from worker
+children, ``locust --processes`` from forked workers, and all of their time counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROC = Path("/proc")
+
+
+def usable_cpus() -> list[int]:
+    """The cores this process may run on (a container or taskset may allow fewer than exist)."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it, parents first; empty if ``pid`` has exited."""
+    tree: list[int] = []
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        if not (PROC / str(current)).exists():
+            continue
+        tree.append(current)
+        pending.extend(_children(current))
+    return tree
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    try:
+        tasks = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return children
+    for task in tasks:
+        try:
+            children.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:
+            continue
+    return children
+
+
+def pin(pid: int, cpus: Iterable[int]) -> None:
+    """Confine ``pid``, its descendants and all their threads to ``cpus``.
+
+    ``sched_setaffinity`` applies to one thread; threads and children created later inherit it.
+    """
+    allowed = set(cpus)
+    for process in descendants(pid):
+        try:
+            threads = [int(task.name) for task in (PROC / str(process) / "task").iterdir()]
+        except OSError:
+            continue
+        for thread in threads:
+            try:
+                os.sched_setaffinity(thread, allowed)
+            except (ProcessLookupError, PermissionError):
+                continue
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of ``pid`` alone (all its threads), 0 if it has exited."""
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return 0.0
+    # The command name may hold spaces and parentheses; the fields after the last ')' do not.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(process) for process in descendants(pid))
+
+
+def machine_busy_seconds(core: int | None = None) -> tuple[float, float]:
+    """(busy, total) CPU seconds since boot of one core, or of the machine (all cores summed).
+
+    Busy excludes idle and iowait; what our processes did not use of it, something else did.
+    """
+    label = "cpu" if core is None else f"cpu{core}"
+    for line in (PROC / "stat").read_text().splitlines():
+        name, *values = line.split()
+        if name == label:
+            fields = [int(value) for value in values]
+            total = sum(fields[:8])  # user nice system idle iowait irq softirq steal
+            idle = fields[3] + fields[4]
+            return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+    raise ValueError(f"no {label} line in /proc/stat")
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """CPU seconds spent so far by each component, and by the machine, at one moment."""
+
+    at: float
+    components: Mapping[str, float]
+    machine_busy: float
+    machine_total: float
+
+    def minus(self, earlier: CpuSample) -> CpuSample:
+        return CpuSample(
+            at=self.at - earlier.at,
+            components={
+                name: self.components[name] - earlier.components.get(name, 0.0)
+                for name in self.components
+            },
+            machine_busy=self.machine_busy - earlier.machine_busy,
+            machine_total=self.machine_total - earlier.machine_total,
+        )
+
+
+def sample(components: Mapping[str, Iterable[int]], at: float) -> CpuSample:
+    """CPU seconds of each component, given the root pids of its process trees."""
+    busy, total = machine_busy_seconds()
+    return CpuSample(
+        at=at,
+        components={
+            name: sum(tree_cpu_seconds(pid) for pid in pids) for name, pids in components.items()
+        },
+        machine_busy=busy,
+        machine_total=total,
+    )
