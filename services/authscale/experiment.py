@@ -57,6 +57,9 @@ class ExperimentConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     #: How the report says to reproduce it.
     command: str = "authscale experiment"
+    #: Fault scenarios only: seconds into the load when the fault starts, and how long it lasts.
+    fault_at: float = 12.0
+    outage: float = 10.0
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.variants if name not in VARIANTS]
@@ -252,8 +255,42 @@ def _clock(seconds: float) -> str:
 
 # -- command -----------------------------------------------------------------------------------
 
-#: Scenario name -> the function that runs it; later scenarios (faults) add themselves here.
-SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {"scaling": run_experiment}
+
+def run_fault_scenarios(
+    config: ExperimentConfig, progress: Progress, names: Sequence[str] = ()
+) -> Path:
+    """The fault and abuse scenarios (all, or ``names``), each under steady load."""
+    from authscale.fault_scenarios import SCENARIOS as FAULTS
+    from authscale.faults import FaultConfig, run_faults
+
+    fault_config = FaultConfig(
+        scenarios=names,
+        users=config.users,
+        seconds=config.seconds,
+        fault_at=config.fault_at,
+        outage=config.outage,
+        results_dir=config.results_dir,
+        locustfile=config.locustfile,
+        ready_timeout=config.ready_timeout,
+        env=config.env,
+        command=config.command,
+    )
+    return run_faults(fault_config, FAULTS, progress)
+
+
+def _fault_scenario(name: str) -> Callable[[ExperimentConfig, Progress], Path]:
+    return lambda config, progress: run_fault_scenarios(config, progress, (name,))
+
+
+#: The fault scenarios, each runnable alone (`authscale experiment redis-outage`).
+FAULT_SCENARIOS = ("redis-outage", "replica-loss", "rolling-restart", "key-rotation")
+
+#: Scenario name -> the function that runs it.
+SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {
+    "scaling": run_experiment,
+    "faults": run_fault_scenarios,
+    **{name: _fault_scenario(name) for name in FAULT_SCENARIOS},
+}
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -285,6 +322,18 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="task weights, e.g. dashboard=100,refresh=1 (the default)",
     )
     parser.add_argument("--locust-processes", type=int, default=1)
+    parser.add_argument(
+        "--fault-at",
+        type=float,
+        default=ExperimentConfig.fault_at,
+        help="fault scenarios: seconds into the load when the fault starts (default 12)",
+    )
+    parser.add_argument(
+        "--outage",
+        type=float,
+        default=ExperimentConfig.outage,
+        help="fault scenarios: seconds Redis or a killed replica stays down (default 10)",
+    )
     parser.add_argument("--results-dir", type=Path, default=ExperimentConfig.results_dir)
     parser.add_argument("--locustfile", type=Path, default=locust_run.DEFAULT_LOCUSTFILE)
     parser.set_defaults(run=_run)
@@ -325,6 +374,8 @@ def _run(args: argparse.Namespace) -> int:
         locust_processes=args.locust_processes,
         results_dir=args.results_dir,
         locustfile=args.locustfile,
+        fault_at=args.fault_at,
+        outage=args.outage,
         command="authscale " + " ".join(sys.argv[1:]) if sys.argv[1:] else "authscale experiment",
     )
     SCENARIOS[args.scenario](config, lambda line: print(line, flush=True))
