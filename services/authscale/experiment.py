@@ -283,7 +283,7 @@ def _fault_scenario(name: str) -> Callable[[ExperimentConfig, Progress], Path]:
 
 
 #: The fault scenarios, each runnable alone (`authscale experiment redis-outage`).
-FAULT_SCENARIOS = ("redis-outage", "replica-loss", "rolling-restart", "key-rotation")
+FAULT_SCENARIOS = ("redis-outage", "replica-loss", "rolling-restart", "key-rotation", "revocation")
 
 #: Scenario name -> the function that runs it.
 SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {

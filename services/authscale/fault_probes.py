@@ -43,15 +43,18 @@ class Probes:
         for probe in self.probes:
             probe.client.close()
 
-    def log_in(self) -> None:
+    def log_in(self, variants: Sequence[str] = ("session", "token")) -> None:
         for username in self.accounts:
             client = httpx.Client(base_url=self.gateway_url, timeout=TIMEOUT)
             probe = Probe(username, client)
             self.probes.append(probe)
             credentials = {"username": username, "password": DEFAULT_SEED_PASSWORD}
-            session = client.post("/session/login", json=credentials)
-            session.raise_for_status()
-            probe.csrf_token = session.json()["csrf_token"]
+            if "session" in variants:
+                session = client.post("/session/login", json=credentials)
+                session.raise_for_status()
+                probe.csrf_token = session.json()["csrf_token"]
+            if "token" not in variants:
+                continue
             token = client.post("/token/login", json=credentials)
             token.raise_for_status()
             probe.access_token = token.json()["access_token"]

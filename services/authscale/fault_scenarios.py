@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import httpx
 
 from authscale.fault_probes import Probes, kid_of, tally, until
+from authscale.fault_revocation import revocation
 from authscale.fault_timeline import Row, Timeline, describe
 from authscale.faults import Check, FaultRun, Scenario, ScenarioResult
 from authscale.keyring import Keyring
@@ -280,4 +281,5 @@ SCENARIOS: dict[str, tuple[Scenario, Mapping[str, str]]] = {
     "replica-loss": (replica_loss, {}),
     "rolling-restart": (rolling_restart, {}),
     "key-rotation": (key_rotation, ROTATION_ENV),
+    "revocation": (revocation, {}),
 }
