@@ -283,7 +283,14 @@ def _fault_scenario(name: str) -> Callable[[ExperimentConfig, Progress], Path]:
 
 
 #: The fault scenarios, each runnable alone (`authscale experiment redis-outage`).
-FAULT_SCENARIOS = ("redis-outage", "replica-loss", "rolling-restart", "key-rotation", "revocation")
+FAULT_SCENARIOS = (
+    "redis-outage",
+    "replica-loss",
+    "rolling-restart",
+    "key-rotation",
+    "revocation",
+    "login-storm",
+)
 
 #: Scenario name -> the function that runs it.
 SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {

@@ -72,7 +72,9 @@ def markdown(
         lines += ["", f'<a id="{result.name}"></a>', f"## {result.title}", ""]
         lines += ["| target | observed | met |", "|---|---|---|"]
         lines += [
-            f"| {c.target} | {c.observed} | {'yes' if c.met else '**no**'} |" for c in result.checks
+            f"| {c.target}{' (speed)' if c.timed else ''} | {c.observed} | "
+            f"{'yes' if c.met else '**no**'} |"
+            for c in result.checks
         ]
         if result.timeline is not None:
             lines += ["", *failures_table(result)]

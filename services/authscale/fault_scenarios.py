@@ -15,6 +15,7 @@ import httpx
 
 from authscale.fault_probes import Probes, kid_of, tally, until
 from authscale.fault_revocation import revocation
+from authscale.fault_storm import login_storm
 from authscale.fault_timeline import Row, Timeline, describe
 from authscale.faults import Check, FaultRun, Scenario, ScenarioResult
 from authscale.keyring import Keyring
@@ -282,4 +283,5 @@ SCENARIOS: dict[str, tuple[Scenario, Mapping[str, str]]] = {
     "rolling-restart": (rolling_restart, {}),
     "key-rotation": (key_rotation, ROTATION_ENV),
     "revocation": (revocation, {}),
+    "login-storm": (login_storm, {}),
 }
