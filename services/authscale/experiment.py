@@ -290,6 +290,7 @@ FAULT_SCENARIOS = (
     "key-rotation",
     "revocation",
     "login-storm",
+    "abuse",
 )
 
 #: Scenario name -> the function that runs it.

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Mapping
 
 import httpx
 
+from authscale.fault_abuse import abuse
 from authscale.fault_probes import Probes, kid_of, tally, until
 from authscale.fault_revocation import revocation
 from authscale.fault_storm import login_storm
 from authscale.fault_timeline import Row, Timeline, describe
-from authscale.faults import Check, FaultRun, Scenario, ScenarioResult
+from authscale.faults import Check, FaultConfig, FaultRun, ScenarioResult, ScenarioSpec
 from authscale.keyring import Keyring
 from authscale.token_settings import KeyringSettings
 
@@ -276,12 +276,18 @@ def _back_in_rotation(run: FaultRun, name: str, timeout: float = 20.0) -> float 
         )
 
 
-#: Name -> (scenario, extra replica settings), in the order `faults` runs them.
-SCENARIOS: dict[str, tuple[Scenario, Mapping[str, str]]] = {
-    "redis-outage": (redis_outage, {}),
-    "replica-loss": (replica_loss, {}),
-    "rolling-restart": (rolling_restart, {}),
-    "key-rotation": (key_rotation, ROTATION_ENV),
-    "revocation": (revocation, {}),
-    "login-storm": (login_storm, {}),
+def _abuse_limit(config: FaultConfig) -> tuple[str, int]:
+    # The stack's default rate; the burst lets every simulated user and probe log in at once.
+    return "10r/s", config.users + 2 * config.probes + 10
+
+
+#: Name -> the scenario, in the order `authscale experiment faults` runs them.
+SCENARIOS: dict[str, ScenarioSpec] = {
+    "redis-outage": ScenarioSpec(redis_outage),
+    "replica-loss": ScenarioSpec(replica_loss),
+    "rolling-restart": ScenarioSpec(rolling_restart),
+    "key-rotation": ScenarioSpec(key_rotation, ROTATION_ENV),
+    "revocation": ScenarioSpec(revocation),
+    "login-storm": ScenarioSpec(login_storm),
+    "abuse": ScenarioSpec(abuse, login_limit=_abuse_limit),
 }

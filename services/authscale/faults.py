@@ -100,6 +100,7 @@ class FaultRun:
         *,
         replicas: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
+        login_limit: tuple[str, int] | None = None,
     ) -> None:
         self.config = config
         self.name = name
@@ -113,9 +114,10 @@ class FaultRun:
                 gateway_port=free_port(),
                 redis_port=free_port(),
                 base_port=None,
-                # Every simulated user logs in from one address; the abuse scenario sets its own.
-                login_rate="100000r/s",
-                login_burst=100000,
+                # Every simulated user logs in from one address; the abuse scenario keeps a
+                # real per-address limit, with a burst for those first logins.
+                login_rate=login_limit[0] if login_limit else "100000r/s",
+                login_burst=login_limit[1] if login_limit else 100000,
                 demo_user=False,
                 env={"AUTHSCALE_LOG_LEVEL": "WARNING", **config.env, **(env or {})},
                 ready_timeout=config.ready_timeout,
@@ -236,9 +238,19 @@ async def _seed(redis_url: str, count: int) -> None:
 Scenario = Callable[[FaultRun], ScenarioResult]
 
 
+@dataclass(frozen=True)
+class ScenarioSpec:
+    """A scenario and what its stack needs beyond the defaults."""
+
+    run: Scenario
+    env: Mapping[str, str] = field(default_factory=dict)
+    #: nginx's login limit per client address (rate, burst); None lifts it for the load.
+    login_limit: Callable[[FaultConfig], tuple[str, int]] | None = None
+
+
 def run_faults(
     config: FaultConfig,
-    scenarios: Mapping[str, tuple[Scenario, Mapping[str, str]]],
+    scenarios: Mapping[str, ScenarioSpec],
     progress: Progress = print,
     collect: dict[str, ScenarioResult] | None = None,
 ) -> Path:
@@ -260,10 +272,11 @@ def run_faults(
     results = []
     began = time.monotonic()
     for index, name in enumerate(chosen, start=1):
-        scenario, env = scenarios[name]
+        spec = scenarios[name]
         progress(f"scenario {index}/{len(chosen)}: {name}, elapsed {_elapsed(began)}")
-        with FaultRun(config, name, out, env=env) as run:
-            result = scenario(run)
+        limit = spec.login_limit(config) if spec.login_limit else None
+        with FaultRun(config, name, out, env=spec.env, login_limit=limit) as run:
+            result = spec.run(run)
         result.marks = run.marks
         results.append(result)
         if collect is not None:
