@@ -20,7 +20,7 @@ from conftest import CHEAP_ARGON2
 pytestmark = pytest.mark.slow
 
 SHORT = FaultConfig(
-    users=4, seconds=9.0, fault_at=3.0, outage=2.0, probes=3, env=dict(CHEAP_ARGON2)
+    users=4, seconds=9.0, fault_at=3.0, outage=2.0, probes=3, soak=12.0, env=dict(CHEAP_ARGON2)
 )
 
 
@@ -36,8 +36,8 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 def test_every_target_is_met(name: str, fault_run: tuple[Path, dict[str, ScenarioResult]]) -> None:
     result = fault_run[1][name]
     assert result.checks
-    # Speed targets are the experiment's to report, not the suite's to assert.
-    missed = [f"{c.target}: {c.observed}" for c in result.checks if not c.met and not c.timed]
+    # Measured targets (speed, memory) are the experiment's to report, not the suite's to assert.
+    missed = [f"{c.target}: {c.observed}" for c in result.checks if not c.met and not c.measured]
     assert not missed, missed
     assert result.timeline is not None
     statuses = Timeline.by_status(result.timeline.select())

@@ -60,6 +60,7 @@ class ExperimentConfig:
     #: Fault scenarios only: seconds into the load when the fault starts, and how long it lasts.
     fault_at: float = 12.0
     outage: float = 10.0
+    soak: float = 600.0
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.variants if name not in VARIANTS]
@@ -269,6 +270,7 @@ def run_fault_scenarios(
         seconds=config.seconds,
         fault_at=config.fault_at,
         outage=config.outage,
+        soak=config.soak,
         results_dir=config.results_dir,
         locustfile=config.locustfile,
         ready_timeout=config.ready_timeout,
@@ -291,6 +293,7 @@ FAULT_SCENARIOS = (
     "revocation",
     "login-storm",
     "abuse",
+    "soak",
 )
 
 #: Scenario name -> the function that runs it.
@@ -342,6 +345,12 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=ExperimentConfig.outage,
         help="fault scenarios: seconds Redis or a killed replica stays down (default 10)",
     )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=ExperimentConfig.soak,
+        help="the soak scenario's seconds of load (default 600)",
+    )
     parser.add_argument("--results-dir", type=Path, default=ExperimentConfig.results_dir)
     parser.add_argument("--locustfile", type=Path, default=locust_run.DEFAULT_LOCUSTFILE)
     parser.set_defaults(run=_run)
@@ -384,6 +393,7 @@ def _run(args: argparse.Namespace) -> int:
         locustfile=args.locustfile,
         fault_at=args.fault_at,
         outage=args.outage,
+        soak=args.soak_seconds,
         command="authscale " + " ".join(sys.argv[1:]) if sys.argv[1:] else "authscale experiment",
     )
     SCENARIOS[args.scenario](config, lambda line: print(line, flush=True))

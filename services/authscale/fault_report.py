@@ -72,7 +72,7 @@ def markdown(
         lines += ["", f'<a id="{result.name}"></a>', f"## {result.title}", ""]
         lines += ["| target | observed | met |", "|---|---|---|"]
         lines += [
-            f"| {c.target}{' (speed)' if c.timed else ''} | {c.observed} | "
+            f"| {c.target}{' (measured)' if c.measured else ''} | {c.observed} | "
             f"{'yes' if c.met else '**no**'} |"
             for c in result.checks
         ]

@@ -15,6 +15,7 @@ import httpx
 from authscale.fault_abuse import abuse
 from authscale.fault_probes import Probes, kid_of, tally, until
 from authscale.fault_revocation import revocation
+from authscale.fault_soak import soak
 from authscale.fault_storm import login_storm
 from authscale.fault_timeline import Row, Timeline, describe
 from authscale.faults import Check, FaultConfig, FaultRun, ScenarioResult, ScenarioSpec
@@ -290,4 +291,5 @@ SCENARIOS: dict[str, ScenarioSpec] = {
     "revocation": ScenarioSpec(revocation),
     "login-storm": ScenarioSpec(login_storm),
     "abuse": ScenarioSpec(abuse, login_limit=_abuse_limit),
+    "soak": ScenarioSpec(soak),
 }

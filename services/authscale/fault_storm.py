@@ -78,7 +78,7 @@ def login_storm(run: FaultRun) -> ScenarioResult:
                 if alone.get(name)
                 else "no answers",
                 bool(alone.get(name)) and beside[name] <= 2 * alone[name],
-                timed=True,
+                measured=True,
             )
             for name in READERS
         ],
