@@ -18,6 +18,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import httpx
@@ -32,6 +33,10 @@ ATTEMPTS_PER_ACCOUNT = 12
 BUDGET = 10
 STUFFERS = [f"127.0.0.{n}" for n in range(10, 30)]
 FLOODER = "127.0.0.9"
+#: The flood's requests in flight at once (an httpx client is safe to share between threads).
+#: Far more than the replicas hash per second: with fewer, requests arrive only as fast as
+#: earlier ones are answered, about nginx's own 10 r/s on this machine, and nothing is refused.
+FLOOD_CONCURRENCY = 160
 SLOW_CLIENT = "127.0.0.50"
 SLOW_CONNECTIONS = 60
 #: nginx's client_header_timeout is 10 s; the slow clients are watched a little longer.
@@ -65,7 +70,7 @@ def abuse(run: FaultRun) -> ScenarioResult:
             run.mark("stuffing")
             found.stuffing = _stuff(gateway, targets)
             run.mark("flood")
-            found.flood = _flood(gateway, run.stack.config.login_burst + 30)
+            found.flood = _flood(gateway, run.stack.config.login_burst + 100)
             run.mark("malformed")
             found.malformed = _malformed(gateway)
             run.mark("slow clients")
@@ -88,7 +93,8 @@ def abuse(run: FaultRun) -> ScenarioResult:
         f"{len(targets) - len(real)} unknown), "
         f"{ATTEMPTS_PER_ACCOUNT} wrong passwords each, alternating /session/login and "
         f"/token/login, from {len(STUFFERS)} addresses ({STUFFERS[0]}..{STUFFERS[-1]}). Flood: "
-        f"one address ({FLOODER}), burst + 30 attempts. Slow clients: {SLOW_CONNECTIONS} "
+        f"one address ({FLOODER}), nginx's burst + 100 attempts, {FLOOD_CONCURRENCY} at a "
+        f"time. Slow clients: {SLOW_CONNECTIONS} "
         f"connections from {SLOW_CLIENT} sending half a request header and nothing more."
     )
     result.notes.append(
@@ -123,7 +129,8 @@ def _judge(timeline: Timeline, found: Findings, real: Sequence[str]) -> list[Che
         Check(
             "a flood from one address: 429 at the gateway",
             ", ".join(f"{n} x {what}" for what, n in sorted(found.flood.items())),
-            found.flood["429 from the gateway"] > 0 and not found.flood["500"],
+            found.flood["429 from the gateway"] > 0
+            and not any(outcome.startswith("5") for outcome in found.flood),
         ),
         Check(
             "malformed and oversized requests: 4xx, never 5xx",
@@ -154,10 +161,11 @@ def _judge(timeline: Timeline, found: Findings, real: Sequence[str]) -> list[Che
     ]
 
 
-def _client(gateway: str, address: str) -> httpx.Client:
+def _client(gateway: str, address: str, connections: int = 10) -> httpx.Client:
     # The source address is what nginx's limit_req keys on: one per simulated attacker.
-    transport = httpx.HTTPTransport(local_address=address)
-    return httpx.Client(base_url=gateway, transport=transport, timeout=10)
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    transport = httpx.HTTPTransport(local_address=address, limits=limits)
+    return httpx.Client(base_url=gateway, transport=transport, timeout=30)
 
 
 def _stuff(gateway: str, targets: Sequence[str]) -> list[tuple[str, bool, int]]:
@@ -179,16 +187,22 @@ def _stuff(gateway: str, targets: Sequence[str]) -> list[tuple[str, bool, int]]:
 
 
 def _flood(gateway: str, attempts: int) -> Counter[str]:
+    """Many logins at once from one address, as a flood arrives: faster than nginx's rate."""
     seen: Counter[str] = Counter()
-    with _client(gateway, FLOODER) as client:
-        for number in range(attempts):
+    with (
+        _client(gateway, FLOODER, FLOOD_CONCURRENCY) as client,
+        ThreadPoolExecutor(FLOOD_CONCURRENCY) as pool,
+    ):
+
+        def attempt(number: int) -> str:
             answer = client.post(
                 "/session/login", json={"username": f"flood{number}", "password": WRONG}
             )
             where = "a replica" if "X-Replica" in answer.headers else "the gateway"
-            seen[f"{answer.status_code} from {where}"] += 1
-            if answer.status_code >= 500:
-                seen["500"] += 1
+            return f"{answer.status_code} from {where}"
+
+        for outcome in pool.map(attempt, range(attempts)):
+            seen[outcome] += 1
     return seen
 
 

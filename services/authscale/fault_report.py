@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 #: One panel per variant in every timeline plot.
 PANELS = (("session", "session "), ("token", "token "))
+FAILURE_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
 def write(out: Path, results: Sequence[ScenarioResult], config: FaultConfig) -> Path:
@@ -118,10 +119,11 @@ def timeline_plot(path: Path, result: ScenarioResult) -> Path:
     start = timeline.first_second
     for axes, (variant, prefix) in zip(panels, PANELS, strict=True):
         seconds, answers, failures = timeline.per_second(prefix)
-        axes.plot(seconds, answers, color="#1f77b4", label="answers/s")
-        for status, counts in failures.items():
+        # Steps: each count belongs to the whole second in which its requests started.
+        axes.step(seconds, answers, where="post", color="#1f77b4", label="answers/s")
+        for (status, counts), colour in zip(failures.items(), FAILURE_COLOURS, strict=False):
             label = "connection error" if status == 0 else f"failed {status}"
-            axes.plot(seconds, counts, "-", label=label)
+            axes.step(seconds, counts, where="post", color=colour, label=label)
         for at, label in result.marks:
             if label in ("load starts", "load ends"):
                 continue
