@@ -76,7 +76,8 @@ def test_one_tiny_compose_cell_writes_a_complete_results_folder(tmp_path: Path) 
     # Every component was measured from its containers, and Redis counted its commands.
     for component in ("replicas", "redis", "gateway", "locust"):
         assert float(row[f"cpu_us_per_request_{component}"]) > 0, (component, header)
-    assert float(row["redis_calls_per_request"]) >= 1
+    # One GETEX per dashboard read; the window's edges are interpolated, hence not exactly 1.
+    assert 0.8 <= float(row["redis_calls_per_request"]) <= 1.2
     report = (out / "report.md").read_text()
     assert "| backend | compose |" in report
     assert (out / "stacks" / "session" / "compose.log").is_file()
