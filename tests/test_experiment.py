@@ -57,6 +57,10 @@ def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
         (["--variants", "session,cookies"], "unknown variant cookies; variants are session"),
         (["--variants", "session", "--replicas", "1,0"], "replica counts must be 1 or more"),
         (
+            ["--variants", "session", "--backend", "podman"],
+            "unknown backend podman; backends are local, compose",
+        ),
+        (
             ["--variants", "session", "--locustfile", "/nonexistent/locustfile.py"],
             "no locustfile at /nonexistent/locustfile.py",
         ),

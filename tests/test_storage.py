@@ -58,3 +58,22 @@ async def test_unreachable_redis_is_a_503_within_the_timeout() -> None:
         assert all(isinstance(result, DependencyUnavailable) for result in results)
     finally:
         await store.close()
+
+
+async def test_a_bad_command_in_a_shared_pipeline_fails_only_its_own_waiter(
+    redis_url: str,
+) -> None:
+    store = RedisStore(RedisSettings(url=redis_url, timeout=2))
+    store.open()
+    try:
+        async with store.reaching("setup") as redis:
+            await redis.set("good", "value")
+        good, bad = await asyncio.gather(
+            store.command("test_get", "GET", "good"),
+            store.command("test_bad", "GETEX"),
+            return_exceptions=True,
+        )
+        assert good == "value"
+        assert isinstance(bad, Exception) and not isinstance(bad, DependencyUnavailable)
+    finally:
+        await store.close()

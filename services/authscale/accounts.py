@@ -80,7 +80,7 @@ def _with_local_stack_redis(environ: Mapping[str, str]) -> Mapping[str, str]:
     """Fall back to the running local stack's Redis when AUTHSCALE_REDIS_URL is not set."""
     if environ.get("AUTHSCALE_REDIS_URL"):
         return environ
-    from authscale.stack import running_redis_url
+    from authscale.rundir import running_redis_url
 
     url = running_redis_url()
     return environ if url is None else {**environ, "AUTHSCALE_REDIS_URL": url}

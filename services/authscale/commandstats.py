@@ -7,7 +7,9 @@ from collections.abc import Mapping
 import redis
 
 #: Commands the measurement sends, and connection set-up: neither is a per-request cost.
-NOT_PER_REQUEST = frozenset({"info", "ping", "client|setname", "client|setinfo", "hello", "auth"})
+NOT_PER_REQUEST = frozenset(
+    {"info", "ping", "client|setname", "client|setinfo", "hello", "auth", "command|docs"}
+)
 
 
 def read(url: str) -> dict[str, int]:
@@ -22,6 +24,19 @@ def read(url: str) -> dict[str, int]:
         for name, values in stats.items()
         if isinstance(values, dict)
     }
+
+
+def parse(text: str) -> dict[str, int]:
+    """The same counters from ``INFO commandstats`` as redis-cli prints it, where no client
+    library reaches Redis (the compose backend asks through ``docker exec ... redis-cli``)."""
+    calls = {}
+    for line in text.splitlines():
+        name, _, values = line.strip().partition(":")
+        if not name.startswith("cmdstat_"):
+            continue
+        fields = dict(field.partition("=")[::2] for field in values.split(","))
+        calls[name.removeprefix("cmdstat_")] = int(fields["calls"])
+    return calls
 
 
 def delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:

@@ -1,17 +1,16 @@
 """``authscale experiment``: the replica-scaling experiment, and the runner later scenarios share.
 
-For each variant and replica count (a *cell*) it starts a fresh local stack, seeds one account
-per simulated user, runs Locust headless (warm-up, then a fixed window), and meanwhile reads the
-CPU of every component from /proc and Redis's command counters. The window's figures go to
+For each variant and replica count (a *cell*) a backend brings up a stack (local processes, or
+compose with Docker: :mod:`authscale.cellstack`), seeds one account per simulated user; the
+experiment runs Locust headless (warm-up, then a fixed window), and meanwhile reads the CPU of
+every component and Redis's command counters through the backend. The window's figures go to
 :mod:`authscale.report`, which writes the results folder.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
-import shutil
 import subprocess
 import sys
 import time
@@ -20,14 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from authscale import commandstats, cpu, locust_run, report
-from authscale.accounts import seed_users
+from authscale import locust_run, report
 from authscale.cells import Cell, CellResult, Variant
-from authscale.passwords import Passwords
-from authscale.processes import StackError, free_port
-from authscale.settings import PasswordSettings, RedisSettings
-from authscale.stack import LocalStack, StackConfig, available_roles
-from authscale.storage import RedisStore
+from authscale.cellstack import Backend, CellStack, LocalBackend, Sample
+from authscale.processes import StackError
+from authscale.stack import available_roles
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
 VARIANTS: Mapping[str, Variant] = {
@@ -38,6 +34,16 @@ VARIANTS: Mapping[str, Variant] = {
 SAMPLE_EVERY = 0.5
 #: Mostly dashboard reads; token users also refresh now and then (session users have no refresh).
 DEFAULT_WEIGHTS = {"dashboard": 100, "refresh": 1}
+BACKENDS = ("local", "compose")
+
+
+def make_backend(name: str) -> Backend:
+    if name == "compose":
+        # Imported on demand: the local path never needs the compose module's checks.
+        from authscale.compose_backend import ComposeBackend
+
+        return ComposeBackend()
+    return LocalBackend()
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class ExperimentConfig:
     fault_at: float = 12.0
     outage: float = 10.0
     soak: float = 600.0
+    #: What runs each cell's stack: ``local`` processes or ``compose`` (Docker).
+    backend: str = "local"
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.variants if name not in VARIANTS]
@@ -68,6 +76,8 @@ class ExperimentConfig:
             raise StackError(
                 f"unknown variant {', '.join(unknown)}; variants are {', '.join(VARIANTS)}"
             )
+        if self.backend not in BACKENDS:
+            raise StackError(f"unknown backend {self.backend}; backends are {', '.join(BACKENDS)}")
         if not self.variants:
             raise StackError("name at least one variant")
         bad = [count for count in self.replicas if count < 1]
@@ -83,8 +93,9 @@ class ExperimentConfig:
                 "cannot run"
             )
 
-    def describe(self) -> dict[str, str]:
+    def describe(self, stack: str) -> dict[str, str]:
         return {
+            "backend": self.backend,
             "variants": ", ".join(self.variants),
             "replicas": ", ".join(str(n) for n in self.replicas),
             "issuer replicas (token variants)": str(self.issuer_replicas),
@@ -92,7 +103,7 @@ class ExperimentConfig:
             "warm-up, then measured window": f"{self.warm_up:g} s, then {self.seconds:g} s",
             "task weights": ", ".join(f"{k} {v}" for k, v in self.weights.items()),
             "Locust processes": str(self.locust_processes),
-            "stack": "local (fresh per cell): redis-server, Hypercorn replicas, nginx, loopback",
+            "stack": stack,
             "replica settings": ", ".join(f"{k}={v}" for k, v in self.env.items()) or "defaults",
             "argon2id": "defaults (19 MiB, 2 passes): logins happen in the warm-up only",
         }
@@ -104,9 +115,24 @@ class ExperimentConfig:
 Progress = Callable[[str], None]
 
 
-def run_experiment(config: ExperimentConfig, progress: Progress = print) -> Path:
-    """Run every cell, write the results folder, and return its path."""
+def run_experiment(
+    config: ExperimentConfig, progress: Progress = print, backend: Backend | None = None
+) -> Path:
+    """Run every cell, write the results folder, and return its path.
+
+    ``backend`` defaults to the one ``config.backend`` names; tests pass their own (a compose
+    project name of their own, say).
+    """
     locust_run.check_installed(config.locustfile)
+    backend = backend or make_backend(config.backend)
+    backend.prepare(config)
+    try:
+        return _run_cells(config, backend, progress)
+    finally:
+        backend.close()
+
+
+def _run_cells(config: ExperimentConfig, backend: Backend, progress: Progress) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = config.results_dir / stamp
     (out / "raw").mkdir(parents=True, exist_ok=True)
@@ -115,48 +141,29 @@ def run_experiment(config: ExperimentConfig, progress: Progress = print) -> Path
     began = time.monotonic()
     for index, cell in enumerate(cells, start=1):
         elapsed = time.monotonic() - began
-        left = _remaining(config, elapsed, index - 1, len(cells))
+        left = _remaining(config, backend, elapsed, index - 1, len(cells))
         progress(
             f"cell {index}/{len(cells)}: {cell.label} ({config.users} users, "
             f"{config.warm_up:g} s warm-up + {config.seconds:g} s) "
             f"elapsed {_clock(elapsed)}, about {_clock(left)} left"
         )
-        result = run_cell(config, cell, out)
+        result = run_cell(config, backend, cell, out)
         progress(
             f"  {result.rate:,.0f} req/s, p95 {result.p95_ms:g} ms, {result.failures} failed; "
             f"CPU per request {result.cpu_per_request_total * 1e6:,.0f} µs"
         )
         results.append(result)
-    report.write(out, results, config.describe(), command=config.command)
+    report.write(out, results, config.describe(backend.describe()), command=config.command)
     progress(f"done in {_clock(time.monotonic() - began)}: {out / 'report.md'}")
     return out
 
 
-def run_cell(config: ExperimentConfig, cell: Cell, out: Path) -> CellResult:
-    """One cell on a fresh stack: start, seed, load while sampling, stop."""
-    local = LocalStack(
-        StackConfig(
-            run_dir=out / "stacks" / cell.slug,
-            replicas=cell.stack_replicas(config.issuer_replicas),
-            gateway_port=free_port(),
-            redis_port=free_port(),
-            base_port=None,
-            # The load test logs every simulated user in at once from one address.
-            login_rate="100000r/s",
-            login_burst=100000,
-            demo_user=False,
-            env={"AUTHSCALE_LOG_LEVEL": "WARNING", **config.env, **cell.variant.env},
-            ready_timeout=config.ready_timeout,
-        )
-    )
-    try:
-        local.start()
-    except StackError as error:
-        raise StackError(f"{cell.label}: the stack never got ready: {error}") from error
-    try:
-        asyncio.run(_seed(local.redis_url, config.users))
+def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) -> CellResult:
+    """One cell: the backend's stack, seeded, loaded while sampling, then handed back."""
+    with backend.stack(config, cell, out) as stack:
+        stack.seed(config.users)
         plan = locust_run.LocustPlan(
-            host=local.gateway_url,
+            host=stack.gateway_url,
             variant=cell.variant.role,
             users=config.users,
             warm_up=config.warm_up,
@@ -167,48 +174,23 @@ def run_cell(config: ExperimentConfig, cell: Cell, out: Path) -> CellResult:
             locustfile=config.locustfile,
         )
         plan.output_prefix.parent.mkdir(parents=True, exist_ok=True)
-        samples = _load_while_sampling(local, plan)
+        samples = _load_while_sampling(stack, plan)
         figures = locust_run.read_figures(plan)
         _write_timeline(plan.output_prefix.parent / "cpu_timeline.csv", samples)
         return CellResult.from_window(cell, config.users, figures, samples)
-    finally:
-        local.stop()
-        # Logs stay for reading; the signing keys and Redis's data (password included) go.
-        for secret in ("keys", "redis"):
-            shutil.rmtree(local.run_dir / secret, ignore_errors=True)
 
 
-async def _seed(redis_url: str, count: int) -> None:
-    store = RedisStore(RedisSettings(url=redis_url, timeout=10))
-    passwords = Passwords(PasswordSettings(), workers=1)
-    store.open()
-    try:
-        await seed_users(store, passwords, count)
-    finally:
-        passwords.close()
-        await store.close()
-
-
-Sample = tuple[cpu.CpuSample, dict[str, int]]
-
-
-def _load_while_sampling(local: LocalStack, plan: locust_run.LocustPlan) -> list[Sample]:
-    components: dict[str, list[int]] = {}
-    for running in local.running.values():
-        components.setdefault(running.spec.role, []).append(running.pid)
+def _load_while_sampling(stack: CellStack, plan: locust_run.LocustPlan) -> list[Sample]:
     with plan.log_file.open("ab") as log:
         process = subprocess.Popen(
             plan.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
-    components["locust"] = [process.pid]
     samples: list[Sample] = []
     deadline = time.monotonic() + plan.run_time + 60
     try:
         while True:
             # Read the CPU before Locust is reaped: a reaped process has no /proc entry left.
-            samples.append(
-                (cpu.sample(components, time.time()), commandstats.read(local.redis_url))
-            )
+            samples.append(stack.sample(process.pid))
             if process.poll() is not None:
                 break
             if time.monotonic() > deadline:
@@ -242,11 +224,13 @@ def _write_timeline(path: Path, samples: Sequence[Sample]) -> None:
             )
 
 
-def _remaining(config: ExperimentConfig, elapsed: float, done: int, total: int) -> float:
+def _remaining(
+    config: ExperimentConfig, backend: Backend, elapsed: float, done: int, total: int
+) -> float:
     if done:
         return elapsed / done * (total - done)
-    # Before the first cell: the load itself plus about ten seconds to start and stop a stack.
-    return (config.warm_up + config.seconds + 12) * total
+    # Before the first cell: the load itself plus the time to start and stop a stack.
+    return (config.warm_up + config.seconds + backend.overhead_seconds) * total
 
 
 def _clock(seconds: float) -> str:
@@ -263,6 +247,10 @@ def run_fault_scenarios(
     """The fault and abuse scenarios (all, or ``names``), each under steady load."""
     from authscale.fault_scenarios import SCENARIOS as FAULTS
     from authscale.faults import FaultConfig, run_faults
+
+    if config.backend != "local":
+        # The scenarios kill, restart and bind source addresses on the local stack's processes.
+        raise StackError(f"the fault scenarios run on the local backend only, not {config.backend}")
 
     fault_config = FaultConfig(
         scenarios=names,
@@ -307,7 +295,7 @@ SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "experiment",
-        help="run an experiment on local stacks and write results/<timestamp>/",
+        help="run an experiment on local or compose stacks and write results/<timestamp>/",
         description="Without a scenario, runs the replica-scaling experiment.",
     )
     parser.add_argument("scenario", nargs="?", default="scaling", choices=sorted(SCENARIOS))
@@ -353,6 +341,11 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     parser.add_argument("--results-dir", type=Path, default=ExperimentConfig.results_dir)
     parser.add_argument("--locustfile", type=Path, default=locust_run.DEFAULT_LOCUSTFILE)
+    parser.add_argument(
+        "--backend",
+        default=ExperimentConfig.backend,
+        help="local (processes on loopback, the default) or compose (Docker, compose.yaml)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -394,6 +387,7 @@ def _run(args: argparse.Namespace) -> int:
         fault_at=args.fault_at,
         outage=args.outage,
         soak=args.soak_seconds,
+        backend=args.backend,
         command="authscale " + " ".join(sys.argv[1:]) if sys.argv[1:] else "authscale experiment",
     )
     SCENARIOS[args.scenario](config, lambda line: print(line, flush=True))

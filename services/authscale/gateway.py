@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TypedDict
 
 #: The roles the gateway routes to, in the order their upstream blocks are written.
 UPSTREAM_ROLES = ("session", "token", "issuer")
@@ -154,6 +155,22 @@ HSTS = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomain
 CONTAINER_TMP = "/tmp"  # noqa: S108 - the container's own tmpfs or emptyDir, shared with no one
 
 
+class _Files(TypedDict):
+    pid_file: str
+    error_log: str
+    access_log: str
+    temp_dir: str
+
+
+#: Where nginx writes in a container: logs to the container's streams, the rest to its tmpfs.
+CONTAINER_FILES = _Files(
+    pid_file=f"{CONTAINER_TMP}/nginx.pid",
+    error_log="stderr",
+    access_log="/dev/stdout",
+    temp_dir=CONTAINER_TMP,
+)
+
+
 def local_config() -> GatewayConfig:
     """What ``authscale up`` renders with its default options (it renders its own at start)."""
     from authscale.stack import ROLE_APPS, StackConfig, available_roles, gateway_config
@@ -181,10 +198,7 @@ def compose_config(login_rate: str = "10r/s", login_burst: int = 20) -> GatewayC
         upstreams={role: [f"{role}:{REPLICA_PORT}"] for role in UPSTREAM_ROLES},
         login_rate=login_rate,
         login_burst=login_burst,
-        pid_file=f"{CONTAINER_TMP}/nginx.pid",
-        error_log="stderr",
-        access_log="/dev/stdout",
-        temp_dir=CONTAINER_TMP,
+        **CONTAINER_FILES,
     )
 
 
@@ -213,10 +227,7 @@ def kubernetes_config(
         resolver=f"kube-dns.kube-system.svc.{cluster_domain}",
         login_rate=login_rate,
         login_burst=login_burst,
-        pid_file=f"{CONTAINER_TMP}/nginx.pid",
-        error_log="stderr",
-        access_log="/dev/stdout",
-        temp_dir=CONTAINER_TMP,
+        **CONTAINER_FILES,
     )
     if not production:
         return config

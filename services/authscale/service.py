@@ -11,11 +11,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from hypercorn.middleware import ProxyFixMiddleware
 from quart import Quart, Response, jsonify, request
 from quart_cors import cors
 
 from authscale.errors import ConfigError, DependencyUnavailable, register_error_handlers
+from authscale.forwarding import TrustedProxyMiddleware
 from authscale.logs import configure_logging
 from authscale.metrics import REQUESTS, register_metrics_route
 from authscale.settings import Settings
@@ -77,8 +77,8 @@ def create_service(role: str, settings: Settings, *, uses_redis: bool = True) ->
         )
     if settings.trusted_hops:
         # The gateway is the one trusted hop: client addresses come from its X-Forwarded-For.
-        app.asgi_app = ProxyFixMiddleware(  # type: ignore[method-assign]
-            app.asgi_app, mode="legacy", trusted_hops=settings.trusted_hops
+        app.asgi_app = TrustedProxyMiddleware(  # type: ignore[method-assign]
+            app.asgi_app, trusted_hops=settings.trusted_hops
         )
     return service
 

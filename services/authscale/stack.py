@@ -8,7 +8,6 @@ Redis append-only file, the rendered gateway config and ``stack.json``, which re
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import shutil
@@ -19,11 +18,10 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 
-from authscale import gateway, processes
+from authscale import gateway, processes, rundir
 from authscale.processes import ProcessSpec, Running, StackError
 
-DEFAULT_RUN_DIR = Path(".authscale")
-STATE_FILE = "stack.json"
+DEFAULT_RUN_DIR = rundir.DEFAULT_RUN_DIR
 
 #: Role -> the Hypercorn application and the offset of its replicas' ports from the base port.
 #: Start order matters: token replicas fetch their keys from an issuer.
@@ -123,13 +121,11 @@ class LocalStack:
 
     def stop(self) -> None:
         """Gateway first (no new requests), then every replica at once (they drain), Redis last."""
-        for rank in sorted({_stop_rank(r.spec.role) for r in self.running.values()}):
-            group = [r for r in self.running.values() if _stop_rank(r.spec.role) == rank]
-            processes.stop_all([(r.pid, r.started_ticks) for r in group])
-            for running in group:
-                running.process.wait()
+        rundir.stop_in_order([(r.spec.name, r.pid, r.started_ticks) for r in self.running.values()])
+        for running in self.running.values():
+            running.process.wait()
         self.running.clear()
-        (self.run_dir / STATE_FILE).unlink(missing_ok=True)
+        rundir.forget(self.run_dir)
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
         running = self.running.pop(name)
@@ -322,17 +318,12 @@ class LocalStack:
             await store.close()
 
     def _write_state(self) -> None:
-        state = {
-            "gateway_url": self.gateway_url,
-            "redis_url": self.redis_url,
-            "processes": [
-                {"name": r.spec.name, "pid": r.pid, "ticks": r.started_ticks}
-                for r in self.running.values()
-            ],
-        }
-        path = self.run_dir / STATE_FILE
-        path.write_text(json.dumps(state, indent=2))
-        path.chmod(0o600)
+        rundir.write_state(
+            self.run_dir,
+            gateway_url=self.gateway_url,
+            redis_url=self.redis_url,
+            processes=[(r.spec.name, r.pid, r.started_ticks) for r in self.running.values()],
+        )
 
 
 def gateway_config(
@@ -354,10 +345,6 @@ def gateway_config(
     )
 
 
-def _stop_rank(role: str) -> int:
-    return {"gateway": 0, "redis": 2}.get(role, 1)
-
-
 #: Where the stack finds its two servers, unless these variables name other binaries.
 BINARY_OVERRIDES = {"nginx": "AUTHSCALE_NGINX_BIN", "redis-server": "AUTHSCALE_REDIS_SERVER_BIN"}
 
@@ -376,48 +363,3 @@ def _binary(name: str, package: str | None = None) -> str:
             " (or run `make up`, which installs what is missing)"
         )
     return found
-
-
-def read_state(run_dir: Path) -> dict[str, object] | None:
-    path = run_dir / STATE_FILE
-    try:
-        state: dict[str, object] = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return state
-
-
-def _recorded(run_dir: Path) -> list[tuple[str, int, int]]:
-    """(name, pid, start ticks) of each recorded process, in stopping order."""
-    state = read_state(run_dir)
-    records = state.get("processes") if state else None
-    if not isinstance(records, list):
-        return []
-    entries = [(str(r["name"]), int(r["pid"]), int(r["ticks"])) for r in records]
-    return sorted(entries, key=lambda entry: _stop_rank(entry[0].split("-")[0]))
-
-
-def alive_recorded(run_dir: Path) -> bool:
-    return any(processes.is_same_process(pid, ticks) for _, pid, ticks in _recorded(run_dir))
-
-
-def stop_recorded(run_dir: Path) -> int:
-    """Stop the processes a detached stack recorded; returns how many were still running."""
-    stopped = 0
-    recorded = _recorded(run_dir)
-    for rank in sorted({_stop_rank(name.split("-")[0]) for name, _, _ in recorded}):
-        group = [
-            (pid, ticks)
-            for name, pid, ticks in recorded
-            if _stop_rank(name.split("-")[0]) == rank and processes.is_same_process(pid, ticks)
-        ]
-        processes.stop_all(group)
-        stopped += len(group)
-    (run_dir / STATE_FILE).unlink(missing_ok=True)
-    return stopped
-
-
-def running_redis_url(run_dir: Path | None = None) -> str | None:
-    state = read_state(run_dir or Path(os.environ.get("AUTHSCALE_RUN_DIR", DEFAULT_RUN_DIR)))
-    url = state.get("redis_url") if state else None
-    return url if isinstance(url, str) else None

@@ -146,7 +146,8 @@ class _Batch:
             ):
                 for args, _ in batch:
                     pipe.execute_command(*args)
-                answers = await pipe.execute()
+                # One waiter's bad command must not fail the others' answers.
+                answers = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             for _, answer in batch:
                 answer.cancel()
@@ -157,6 +158,10 @@ class _Batch:
                     answer.set_exception(error)
             return
         for (_, answer), value in zip(batch, answers, strict=True):
-            # A waiter that timed out has cancelled its future already.
-            if not answer.done():
+            # A waiter whose request went away has cancelled its future already.
+            if answer.done():
+                continue
+            if isinstance(value, Exception):
+                answer.set_exception(value)
+            else:
                 answer.set_result(value)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from authscale import stack
+from authscale import rundir, stack
 from authscale.processes import StackError
 from authscale.stack import LocalStack, StackConfig
 
@@ -70,7 +70,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
 
 
 def _up(args: argparse.Namespace) -> int:
-    if stack.alive_recorded(args.run_dir):
+    if rundir.alive_recorded(args.run_dir):
         print(
             f"authscale up: a stack is already running from {args.run_dir.resolve()}; "
             "stop it first with: authscale down",
@@ -122,10 +122,10 @@ def _serve_until_signalled(local: LocalStack) -> None:
 
 
 def _down(args: argparse.Namespace) -> int:
-    if stack.read_state(args.run_dir) is None:
+    if rundir.read_state(args.run_dir) is None:
         print(f"no local stack recorded in {args.run_dir.resolve()}; nothing to stop")
         return 0
-    stopped = stack.stop_recorded(args.run_dir)
+    stopped = rundir.stop_recorded(args.run_dir)
     print(f"stopped {stopped} process(es)")
     return 0
 
