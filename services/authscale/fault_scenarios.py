@@ -7,6 +7,7 @@ the issue's; a missed one is reported, not hidden.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -20,6 +21,7 @@ from authscale.fault_storm import login_storm
 from authscale.fault_timeline import Row, Timeline, describe
 from authscale.faults import Check, FaultConfig, FaultRun, ScenarioResult, ScenarioSpec
 from authscale.keyring import Keyring
+from authscale.processes import http_status, is_same_process
 from authscale.token_settings import KeyringSettings
 
 #: Requests the gateway may retry on another replica (GET): these must never fail.
@@ -96,13 +98,16 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
     result = ScenarioResult("replica-loss", "Replica loss: SIGKILL one replica of each variant")
     killed = ("session-1", "token-1")
     back: dict[str, float | None] = {}
+    dead: dict[str, bool] = {}
     with Probes(run.stack.gateway_url, run.probe_accounts) as probes:
 
         def fault() -> None:
             probes.log_in()
             run.mark("session-1, token-1 killed")
             for name in killed:
-                run.stack.stop_process(name, signal.SIGKILL)
+                _kill_replica(run, name)
+            urls = {name: _replica_url(run, name) for name in killed}
+            dead.update({name: http_status(f"{url}/healthz") is None for name, url in urls.items()})
             time.sleep(run.config.outage)
             run.mark("restarting")
             for name in killed:
@@ -115,6 +120,13 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
         after_token = probes.token_statuses()
     idempotent = timeline.select(names=IDEMPOTENT)
     result.checks = [
+        Check(
+            "the killed replicas really stopped answering",
+            ", ".join(
+                f"{n}: {'no answer' if gone else 'STILL ANSWERS'}" for n, gone in dead.items()
+            ),
+            bool(dead) and all(dead.values()),
+        ),
         Check(
             "0 failed idempotent requests",
             f"{Timeline.failed(idempotent)} of {Timeline.total(idempotent):,} failed "
@@ -258,6 +270,23 @@ ROTATION_ENV = {
 def _statuses(rows: list[Row], wanted: tuple[int, ...]) -> dict[int, int]:
     counts = Timeline.by_status(rows)
     return {status: n for status, n in counts.items() if status in wanted}
+
+
+def _kill_replica(run: FaultRun, name: str) -> None:
+    """SIGKILL the replica's whole process group, as a crash or an OOM kill of its container does.
+
+    Hypercorn serves from a worker process that its master spawned; a SIGKILL to the master alone
+    leaves that worker listening on the replica's port (seen in the first runs: the "killed"
+    replica went on answering). Each replica runs in a session of its own, so its group is ours.
+    """
+    running = run.stack.running[name]
+    if is_same_process(running.pid, running.started_ticks):
+        os.killpg(running.pid, signal.SIGKILL)
+    run.stack.stop_process(name, signal.SIGKILL)
+
+
+def _replica_url(run: FaultRun, name: str) -> str:
+    return f"http://{run.stack.config.host}:{run.stack.specs[name].port}"
 
 
 #: Role -> a GET the gateway routes to that role's upstream, answered by the replica itself.
