@@ -14,6 +14,7 @@ import locust  # first: Locust patches the standard library with gevent on impor
 # isort: on
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -22,6 +23,7 @@ from locust.runners import WorkerRunner
 
 from mix import WEIGHT_OPTIONS, apply_weights
 from session_users import SessionLoginStorm, SessionReader
+from timeline import Timeline
 from token_users import TokenLoginStorm, TokenReader
 
 __all__ = ["SessionLoginStorm", "SessionReader", "TokenLoginStorm", "TokenReader", "locust"]
@@ -32,6 +34,7 @@ SCENARIOS = ("steady", "login-storm")
 MEASURING_MARK = "authscale: measuring from"
 
 logger = logging.getLogger(__name__)
+_timeline = Timeline()
 
 
 @events.init_command_line_parser.add_listener
@@ -93,6 +96,13 @@ def _add_options(parser: Any) -> None:
         env_var="LOCUST_WARM_UP",
         help="seconds after the start when the statistics are reset (default 0: never)",
     )
+    parser.add_argument(
+        "--timeline",
+        default="",
+        env_var="LOCUST_TIMELINE",
+        include_in_web_ui=False,
+        help="write per-second answers by name, status and outcome to this CSV (one process only)",
+    )
 
 
 def _weight(text: str) -> int:
@@ -143,7 +153,21 @@ def _end_warm_up(environment: Any) -> None:
     logger.info("%s %.6f", MEASURING_MARK, time.time())
 
 
+@events.request.add_listener
+def _count(
+    name: str,
+    response: Any = None,
+    exception: BaseException | None = None,
+    start_time: float | None = None,
+    **_: object,
+) -> None:
+    _timeline.count(name, response, exception, start_time)
+
+
 @events.test_stop.add_listener
 def _stop(environment: Any, **_: object) -> None:
     if not isinstance(environment.runner, WorkerRunner):
         logger.info("authscale: measuring until %.6f", time.time())
+    options = environment.parsed_options
+    if options is not None and options.timeline:
+        _timeline.write(Path(options.timeline))

@@ -13,6 +13,9 @@ from seeded_accounts import next_account
 
 #: Refresh this long before the access token expires, as a well-behaved client does.
 REFRESH_MARGIN = 30.0
+#: Statuses after which a refresh is tried again later, and how much later (seconds).
+RETRY_LATER = (429, 502, 503, 504)
+REFRESH_RETRY = 1.0
 
 
 class TokenReader(FastHttpUser):
@@ -32,6 +35,7 @@ class TokenReader(FastHttpUser):
         self.access_token: str | None = None
         self.refresh_token = ""
         self.refresh_due = 0.0
+        self.expires_at = 0.0
         self.log_in()
 
     def log_in(self) -> None:
@@ -66,7 +70,13 @@ class TokenReader(FastHttpUser):
             return
         body = {"refresh_token": self.refresh_token}
         with self.rest("POST", "/token/refresh", json=body, name="token refresh") as resp:
-            self._take(expect_pair(resp))
+            pair = expect_pair(resp)
+            if pair is None and resp.status_code in RETRY_LATER and self._still_valid():
+                # The issuer or its Redis is away for a while: a good client keeps using its
+                # access token (still valid) and tries to refresh again a little later.
+                self.refresh_due = time.monotonic() + REFRESH_RETRY
+                return
+            self._take(pair)
 
     @task(0)
     def log_out_and_in_again(self) -> None:
@@ -84,6 +94,10 @@ class TokenReader(FastHttpUser):
         self.refresh_token = str(pair["refresh_token"])
         lifetime = float(pair["expires_in"])  # type: ignore[arg-type]
         self.refresh_due = time.monotonic() + max(lifetime - REFRESH_MARGIN, lifetime / 2)
+        self.expires_at = time.monotonic() + lifetime
+
+    def _still_valid(self) -> bool:
+        return self.access_token is not None and time.monotonic() < self.expires_at - 5
 
     def _bearer(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.access_token}"}

@@ -63,6 +63,10 @@ class ExperimentConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     #: How the report says to reproduce it.
     command: str = "authscale experiment"
+    #: Fault scenarios only: seconds into the load when the fault starts, and how long it lasts.
+    fault_at: float = 12.0
+    outage: float = 10.0
+    soak: float = 600.0
     #: What runs each cell's stack: ``local`` processes or ``compose`` (Docker).
     backend: str = "local"
 
@@ -236,8 +240,56 @@ def _clock(seconds: float) -> str:
 
 # -- command -----------------------------------------------------------------------------------
 
-#: Scenario name -> the function that runs it; later scenarios (faults) add themselves here.
-SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {"scaling": run_experiment}
+
+def run_fault_scenarios(
+    config: ExperimentConfig, progress: Progress, names: Sequence[str] = ()
+) -> Path:
+    """The fault and abuse scenarios (all, or ``names``), each under steady load."""
+    from authscale.fault_scenarios import SCENARIOS as FAULTS
+    from authscale.faults import FaultConfig, run_faults
+
+    if config.backend != "local":
+        # The scenarios kill, restart and bind source addresses on the local stack's processes.
+        raise StackError(f"the fault scenarios run on the local backend only, not {config.backend}")
+
+    fault_config = FaultConfig(
+        scenarios=names,
+        users=config.users,
+        seconds=config.seconds,
+        fault_at=config.fault_at,
+        outage=config.outage,
+        soak=config.soak,
+        results_dir=config.results_dir,
+        locustfile=config.locustfile,
+        ready_timeout=config.ready_timeout,
+        env=config.env,
+        command=config.command,
+    )
+    return run_faults(fault_config, FAULTS, progress)
+
+
+def _fault_scenario(name: str) -> Callable[[ExperimentConfig, Progress], Path]:
+    return lambda config, progress: run_fault_scenarios(config, progress, (name,))
+
+
+#: The fault scenarios, each runnable alone (`authscale experiment redis-outage`).
+FAULT_SCENARIOS = (
+    "redis-outage",
+    "replica-loss",
+    "rolling-restart",
+    "key-rotation",
+    "revocation",
+    "login-storm",
+    "abuse",
+    "soak",
+)
+
+#: Scenario name -> the function that runs it.
+SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {
+    "scaling": run_experiment,
+    "faults": run_fault_scenarios,
+    **{name: _fault_scenario(name) for name in FAULT_SCENARIOS},
+}
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -269,6 +321,24 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="task weights, e.g. dashboard=100,refresh=1 (the default)",
     )
     parser.add_argument("--locust-processes", type=int, default=1)
+    parser.add_argument(
+        "--fault-at",
+        type=float,
+        default=ExperimentConfig.fault_at,
+        help="fault scenarios: seconds into the load when the fault starts (default 12)",
+    )
+    parser.add_argument(
+        "--outage",
+        type=float,
+        default=ExperimentConfig.outage,
+        help="fault scenarios: seconds Redis or a killed replica stays down (default 10)",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=ExperimentConfig.soak,
+        help="the soak scenario's seconds of load (default 600)",
+    )
     parser.add_argument("--results-dir", type=Path, default=ExperimentConfig.results_dir)
     parser.add_argument("--locustfile", type=Path, default=locust_run.DEFAULT_LOCUSTFILE)
     parser.add_argument(
@@ -314,6 +384,9 @@ def _run(args: argparse.Namespace) -> int:
         locust_processes=args.locust_processes,
         results_dir=args.results_dir,
         locustfile=args.locustfile,
+        fault_at=args.fault_at,
+        outage=args.outage,
+        soak=args.soak_seconds,
         backend=args.backend,
         command="authscale " + " ".join(sys.argv[1:]) if sys.argv[1:] else "authscale experiment",
     )

@@ -38,6 +38,8 @@ class LocustPlan:
     processes: int = 1
     locustfile: Path = DEFAULT_LOCUSTFILE
     scenario: str = "steady"
+    #: Further Locust options, e.g. ``("--timeline", PATH)`` for the fault experiments.
+    extra_args: Sequence[str] = ()
 
     @property
     def run_time(self) -> int:
@@ -86,7 +88,7 @@ class LocustPlan:
             argv += ["--processes", str(self.processes)]
         for option, weight in self.weights.items():
             argv += [f"--{option}-weight", str(weight)]
-        return argv
+        return argv + list(self.extra_args)
 
     @property
     def log_file(self) -> Path:

@@ -1,0 +1,125 @@
+"""Soak: constant load for a long while, resident memory of every process sampled.
+
+A leak shows as memory that keeps growing after the caches have filled, so growth is measured
+from the end of a warm-up (a fifth of the soak, at least the fault delay) to the last sample.
+Each process's RSS includes its children (nginx's worker under its master).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from authscale.fault_timeline import Timeline, describe
+from authscale.faults import Check, FaultRun, ScenarioResult
+
+SAMPLE_EVERY = 2.0
+#: Growth after warm-up that counts as a leak.
+LIMIT = 0.10
+
+
+def soak(run: FaultRun) -> ScenarioResult:
+    config = run.config
+    result = ScenarioResult("soak", f"Soak: {config.soak:g} s of constant load, memory sampled")
+    samples: list[tuple[float, dict[str, int]]] = []
+    began = time.monotonic()
+
+    def sample_until_the_end() -> None:
+        run.mark("sampling")
+        deadline = began + config.soak - SAMPLE_EVERY
+        for _ in range(100_000):  # bounded in count as well as in time
+            pids = {name: running.pid for name, running in run.stack.running.items()}
+            samples.append((time.monotonic() - began, {n: rss(pid) for n, pid in pids.items()}))
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(SAMPLE_EVERY)
+
+    result.timeline = run.under_load(sample_until_the_end, seconds=config.soak)
+    warm = max(config.soak / 5, config.fault_at)
+    start = next((s for s in samples if s[0] >= warm), samples[-1] if samples else None)
+    end = samples[-1] if samples else None
+    growth = {}
+    if start is not None and end is not None:
+        for name, first in start[1].items():
+            if first:
+                growth[name] = (end[1].get(name, 0) - first) / first
+    everything = result.timeline.select()
+    worst = max(growth.items(), key=lambda item: item[1], default=("-", 0.0))
+    result.checks = [
+        Check(
+            f"memory growth after warm-up under {LIMIT:.0%} for every process",
+            f"largest: {worst[0]} {worst[1]:+.1%}",
+            bool(growth) and worst[1] < LIMIT,
+            measured=True,
+        ),
+        Check(
+            "0 failures",
+            f"{Timeline.failed(everything)} of {Timeline.total(everything):,} failed "
+            f"({describe(Timeline.by_status(everything, failed_only=True))})",
+            Timeline.failed(everything) == 0,
+        ),
+    ]
+    if start is not None and end is not None:
+        result.notes.append(
+            f"RSS from {start[0]:.0f} s (end of warm-up) to {end[0]:.0f} s, per process:"
+        )
+        result.notes += [
+            f"- {name}: {start[1][name] / 2**20:.1f} MiB -> {end[1].get(name, 0) / 2**20:.1f} MiB "
+            f"({growth.get(name, 0.0):+.1%})"
+            for name in sorted(start[1])
+        ]
+        result.notes.append("")
+        result.notes.append(
+            f"![resident memory over time]({rss_plot(run.out, samples, warm).name})"
+        )
+    return result
+
+
+def rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and its direct children; 0 if it is gone."""
+    total = 0
+    for each in (pid, *_children(pid)):
+        try:
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def rss_plot(out: Path, samples: list[tuple[float, dict[str, int]]], warm: float) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display on a server or in CI
+    import matplotlib.pyplot as plt
+
+    path = out / "soak-rss.png"
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
+    names = sorted({name for _, by_name in samples for name in by_name})
+    for name in names:
+        axes.plot(
+            [at for at, _ in samples],
+            [by_name.get(name, 0) / 2**20 for _, by_name in samples],
+            label=name,
+        )
+    axes.axvline(warm, color="#d62728", linestyle="--", alpha=0.7)
+    axes.annotate("end of warm-up", (warm, 0), rotation=90, fontsize=7, va="bottom", ha="right")
+    axes.set_xlabel("seconds since the load started")
+    axes.set_ylabel("resident memory (MiB)")
+    axes.set_title("Soak: resident memory per process")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, ncol=2)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
