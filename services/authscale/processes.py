@@ -123,35 +123,52 @@ def stop_all(
     targets: Sequence[tuple[int, int]], sig: int = signal.SIGTERM, timeout: float = 15.0
 ) -> bool:
     """Signal every (pid, start ticks) still ours at once, so they drain in parallel; wait up to
-    ``timeout``, then SIGKILL what is left. True if all stopped."""
-    pending = [(pid, ticks) for pid, ticks in targets if is_same_process(pid, ticks)]
-    for pid, _ in pending:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    ``timeout``, then SIGKILL what is left. True if all stopped.
+
+    Each child leads its own process group (``start`` gives it a session), and the whole group
+    is signalled: Hypercorn serves from a worker process it spawns, which a signal to the master
+    alone would leave behind, orphaned and still listening, after a SIGKILL.
+    """
+    groups = [pid for pid, ticks in targets if is_same_process(pid, ticks)]
+    for group in groups:
+        _signal_group(group, sig)
     deadline = time.monotonic() + timeout
+    pending = list(groups)
     while pending and time.monotonic() < deadline:
-        for pid, ticks in list(pending):
-            if not is_same_process(pid, ticks) or _is_zombie(pid):
-                _reap(pid)
-                pending.remove((pid, ticks))
+        for group in list(pending):
+            _reap(group)
+            if not group_members(group):
+                pending.remove(group)
         if pending:
             time.sleep(0.05)
-    for pid, _ in pending:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    for group in pending:
+        _signal_group(group, signal.SIGKILL)
     if pending:
         time.sleep(0.2)
-        for pid, _ in pending:
-            _reap(pid)
-    return not any(is_same_process(pid, ticks) for pid, ticks in pending)
+        for group in pending:
+            _reap(group)
+    return not any(group_members(group) for group in pending)
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid``, from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # After the command name: state, ppid, pgrp.
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
 
 
 def _reap(pid: int) -> None:
