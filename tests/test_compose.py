@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import httpx
 import pytest
 import yaml
 
+from authscale.docker_engine import compose_program, missing_engine
 from authscale.processes import free_port
 
 
@@ -40,31 +40,6 @@ COMMAND_TIMEOUT = 900.0
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
-
-
-def compose_program() -> list[str] | None:
-    if shutil.which("docker") and _succeeds(["docker", "compose", "version"]):
-        return ["docker", "compose"]
-    if shutil.which("docker-compose"):
-        return ["docker-compose"]
-    return None
-
-
-def _succeeds(argv: Sequence[str]) -> bool:
-    try:
-        return subprocess.run(argv, capture_output=True, timeout=60, check=False).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def missing_engine() -> str | None:
-    if shutil.which("docker") is None:
-        return "no docker command (on a machine like CI's: deploy/prepare-docker.sh)"
-    if compose_program() is None:
-        return "neither `docker compose` nor `docker-compose` is installed"
-    if not _succeeds(["docker", "info"]):
-        return "no Docker engine answers `docker info` (deploy/prepare-docker.sh starts one)"
-    return None
 
 
 @dataclass

@@ -88,7 +88,7 @@ class LocalCell:
         return self.local.gateway_url
 
     def seed(self, users: int) -> None:
-        asyncio.run(_seed(self.local.redis_url, users))
+        asyncio.run(seed_accounts(self.local.redis_url, users))
 
     def sample(self, locust_pid: int) -> Sample:
         components: dict[str, list[int]] = {}
@@ -142,7 +142,8 @@ class LocalBackend:
         return None
 
 
-async def _seed(redis_url: str, count: int) -> None:
+async def seed_accounts(redis_url: str, count: int) -> None:
+    """Seed ``count`` load-test accounts straight into a stack's Redis."""
     store = RedisStore(RedisSettings(url=redis_url, timeout=10))
     passwords = Passwords(PasswordSettings(), workers=1)
     store.open()

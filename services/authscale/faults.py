@@ -22,13 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from authscale import locust_run
-from authscale.accounts import seed_users
+from authscale.cellstack import seed_accounts
 from authscale.fault_timeline import Timeline
-from authscale.passwords import Passwords
 from authscale.processes import StackError, free_port
-from authscale.settings import PasswordSettings, RedisSettings
 from authscale.stack import LocalStack, StackConfig
-from authscale.storage import RedisStore
 
 Progress = Callable[[str], None]
 
@@ -136,7 +133,7 @@ class FaultRun:
         except StackError as error:
             raise StackError(f"{self.name}: the stack never got ready: {error}") from error
         try:
-            asyncio.run(_seed(self.stack.redis_url, self.config.users + self.config.probes))
+            asyncio.run(seed_accounts(self.stack.redis_url, self.config.users + self.config.probes))
         except BaseException:
             self.stack.stop()
             raise
@@ -227,17 +224,6 @@ AFTER_FAULT = 5.0
 def _wait(process: subprocess.Popen[bytes], until: float) -> None:
     while time.monotonic() < until and process.poll() is None:
         time.sleep(0.1)
-
-
-async def _seed(redis_url: str, count: int) -> None:
-    store = RedisStore(RedisSettings(url=redis_url, timeout=10))
-    passwords = Passwords(PasswordSettings(), workers=1)
-    store.open()
-    try:
-        await seed_users(store, passwords, count)
-    finally:
-        passwords.close()
-        await store.close()
 
 
 Scenario = Callable[[FaultRun], ScenarioResult]
