@@ -103,11 +103,16 @@ def make_settings(redis_url: str, **environ: str) -> Settings:
     )
 
 
-async def create_user(redis_url: str, username: str | None = None, password: str = PASSWORD) -> str:
+async def create_user(
+    redis_url: str,
+    username: str | None = None,
+    password: str = PASSWORD,
+    cost: PasswordSettings = CHEAP_PASSWORDS,
+) -> str:
     """Create a user straight in Redis, through the same code the CLI uses."""
     username = username or f"user-{uuid.uuid4().hex[:12]}"
     store = RedisStore(RedisSettings(url=redis_url, timeout=5))
-    passwords = Passwords(CHEAP_PASSWORDS, workers=1)
+    passwords = Passwords(cost, workers=1)
     store.open()
     try:
         await Users(store, passwords).add(username, password)
@@ -117,9 +122,14 @@ async def create_user(redis_url: str, username: str | None = None, password: str
     return username
 
 
-def add_user(redis_url: str, username: str | None = None, password: str = PASSWORD) -> str:
+def add_user(
+    redis_url: str,
+    username: str | None = None,
+    password: str = PASSWORD,
+    cost: PasswordSettings = CHEAP_PASSWORDS,
+) -> str:
     """:func:`create_user` for synchronous tests and fixtures."""
-    return asyncio.run(create_user(redis_url, username, password))
+    return asyncio.run(create_user(redis_url, username, password, cost))
 
 
 def stack_config(run_dir: Path, replicas: int = 2, **overrides: object) -> StackConfig:

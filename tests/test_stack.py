@@ -18,6 +18,7 @@ import redis
 
 from authscale import processes
 from authscale.processes import free_port
+from authscale.settings import PasswordSettings
 from authscale.stack import LocalStack
 from conftest import PASSWORD, add_user, json_of, stack_config
 
@@ -203,6 +204,44 @@ def test_sigterm_to_a_replica_under_load_fails_no_request(fragile_stack: LocalSt
     worker.join(30)
     assert len(statuses) > 20
     assert set(statuses) == {200}, {status: statuses.count(status) for status in set(statuses)}
+
+
+def test_sigterm_lets_the_requests_in_flight_finish(fragile_stack: LocalStack) -> None:
+    # Straight at the replica, so no gateway retry can hide a dropped request; a costly hash
+    # (about a second) keeps every login in flight when the signal arrives.
+    username = add_user(
+        fragile_stack.redis_url, cost=PasswordSettings(time_cost=12, memory_cost_kib=64 * 1024)
+    )
+    replica_url = f"http://127.0.0.1:{fragile_stack.running['session-1'].spec.port}"
+    answers: list[httpx.Response | Exception] = []
+
+    def log_in() -> None:
+        try:
+            answers.append(
+                httpx.post(
+                    f"{replica_url}/session/login",
+                    json={"username": username, "password": PASSWORD},
+                    timeout=30,
+                )
+            )
+        except httpx.HTTPError as error:
+            answers.append(error)
+
+    logins = [threading.Thread(target=log_in) for _ in range(3)]
+    for login in logins:
+        login.start()
+    time.sleep(0.3)
+    try:
+        fragile_stack.stop_process("session-1", signal.SIGTERM)
+    finally:
+        for login in logins:
+            login.join(30)
+        fragile_stack.start_process("session-1")
+    assert len(answers) == 3
+    for answer in answers:
+        assert isinstance(answer, httpx.Response), answer
+        assert answer.status_code == 200
+        assert json_of(answer)["message"] == "Login successful"
 
 
 def test_redis_is_configured_for_this_job(stack: LocalStack) -> None:

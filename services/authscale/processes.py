@@ -126,8 +126,8 @@ def stop_all(
     ``timeout``, then SIGKILL what is left. True if all stopped.
 
     Each child leads its own process group (``start`` gives it a session), and the whole group
-    is signalled: Hypercorn serves from a worker process it spawns, which a signal to the master
-    alone would leave behind, orphaned and still listening, after a SIGKILL.
+    is signalled, so nothing a child spawned (nginx's workers; a Hypercorn worker, were replicas
+    not run with ``--workers 0``) is left behind, orphaned and still listening, after a SIGKILL.
     """
     groups = [pid for pid, ticks in targets if is_same_process(pid, ticks)]
     for group in groups:

@@ -213,6 +213,11 @@ class LocalStack:
                 "75",
                 "--graceful-timeout",
                 "10",
+                # Serve in this process. Hypercorn's default spawns one worker that installs no
+                # SIGTERM handler of its own: stopping the process group killed it mid-response
+                # (a 200 with an empty body, seen in a rolling restart) instead of draining.
+                "--workers",
+                "0",
                 app,
             ],
             env=env,
