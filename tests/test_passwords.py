@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from authscale.passwords import Passwords
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+from authscale.passwords import HASHING_NICENESS, Passwords
 from authscale.settings import PasswordSettings
 
 CHEAP = PasswordSettings(time_cost=1, memory_cost_kib=1024)
@@ -30,3 +35,24 @@ async def test_raised_cost_asks_for_a_rehash() -> None:
     assert not old.needs_rehash(stored)
     old.close()
     stronger.close()
+
+
+def _nice_values() -> list[int]:
+    """The nice value of every thread of this process, from /proc (field 19 of each stat)."""
+    values = []
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        # The command name (field 2) may hold spaces; the fields after its ")" do not.
+        values.append(int(stat.read_text().rsplit(")", 1)[1].split()[16]))
+    return values
+
+
+async def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    passwords = Passwords(CHEAP, workers=2)
+    try:
+        await asyncio.gather(passwords.hash("a"), passwords.hash("b"))
+        assert min(19, before + HASHING_NICENESS) in _nice_values()
+        # The thread running the event loop keeps its priority.
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    finally:
+        passwords.close()
