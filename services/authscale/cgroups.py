@@ -89,3 +89,57 @@ def component_of(labels: Mapping[str, str] | None) -> str | None:
     """The component a container counts towards, by its compose service; None if not measured."""
     service = (labels or {}).get(SERVICE_LABEL)
     return service if service in MEASURED_SERVICES else None
+
+
+@dataclass(frozen=True)
+class MemoryCounter:
+    """One container's ``memory.stat``: its anonymous resident memory, what a leak grows.
+
+    Not the group's whole usage: that counts the page cache too (Redis's append-only file,
+    log files), which grows with every write and the kernel gives back under pressure.
+    """
+
+    path: Path
+    version: int
+
+    def bytes(self) -> int:
+        """Resident anonymous bytes now, 0 if the group has gone (the container stopped)."""
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return 0
+        return parse_resident(text, self.version)
+
+
+def parse_resident(text: str, version: int) -> int:
+    # v1 counts the group and its children as total_rss; v2's anon already covers the subtree.
+    wanted = "total_rss" if version == 1 else "anon"
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == wanted:
+            return int(value)
+    raise ValueError(f"memory.stat has no {wanted} line")
+
+
+def memory_counter(proc_cgroup: str, mounts: str) -> MemoryCounter:
+    """The memory counter of the group a process is in (v1 ``memory`` controller, else v2)."""
+    unified = None
+    for line in proc_cgroup.splitlines():
+        number, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if number == "0" and controllers == "":
+            unified = path
+        elif "memory" in controllers.split(","):
+            mount = _mount_point(mounts, "cgroup", "memory")
+            return MemoryCounter(Path(mount) / path.lstrip("/") / "memory.stat", 1)
+    if unified is None:
+        raise ValueError(f"no memory or unified cgroup line in {proc_cgroup!r}")
+    mount = _mount_point(mounts, "cgroup2", None)
+    return MemoryCounter(Path(mount) / unified.lstrip("/") / "memory.stat", 2)
+
+
+def process_memory(pid: int, proc: Path = Path("/proc")) -> MemoryCounter:
+    """The memory counter of the group ``pid`` (on this host) belongs to."""
+    return memory_counter(
+        (proc / str(pid) / "cgroup").read_text(), (proc / "self" / "mounts").read_text()
+    )

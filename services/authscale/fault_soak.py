@@ -2,7 +2,8 @@
 
 A leak shows as memory that keeps growing after the caches have filled, so growth is measured
 from the end of a warm-up (a fifth of the soak, at least the fault delay) to the last sample.
-Each process's RSS includes its children (nginx's worker under its master).
+Locally, each process's RSS includes its children (nginx's worker under its master); on compose,
+each container's resident anonymous memory comes from its control group (page cache left out).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ def soak(run: FaultRun) -> ScenarioResult:
         run.mark("sampling")
         deadline = began + config.soak - SAMPLE_EVERY
         for _ in range(100_000):  # bounded in count as well as in time
-            pids = {name: running.pid for name, running in run.stack.running.items()}
-            samples.append((time.monotonic() - began, {n: rss(pid) for n, pid in pids.items()}))
+            samples.append((time.monotonic() - began, run.stack.memory()))
             if time.monotonic() >= deadline:
                 break
             time.sleep(SAMPLE_EVERY)
@@ -73,27 +73,6 @@ def soak(run: FaultRun) -> ScenarioResult:
             f"![resident memory over time]({rss_plot(run.out, samples, warm).name})"
         )
     return result
-
-
-def rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its direct children; 0 if it is gone."""
-    total = 0
-    for each in (pid, *_children(pid)):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
 
 
 def rss_plot(out: Path, samples: list[tuple[float, dict[str, int]]], warm: float) -> Path:
