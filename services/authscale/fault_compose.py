@@ -67,6 +67,8 @@ class ComposeFaultStack:
         self.notes: list[str] = []
         self.port = 0
         self._ids: dict[str, str] = {}
+        #: A stopped replica's address: a stopped container has none to inspect.
+        self._before: dict[str, str] = {}
         self._up = False
 
     @property
@@ -120,16 +122,18 @@ class ComposeFaultStack:
         }
 
     def kill(self, name: str) -> None:
+        self._remember_address(name)
         docker_engine.run(["docker", "kill", "-s", "KILL", self._id(name)], what=f"killing {name}")
         self._wait_stopped(name)
 
     def stop(self, name: str) -> None:
+        self._remember_address(name)
         docker_engine.run(
             ["docker", "stop", "-t", str(STOP_TIMEOUT), self._id(name)], what=f"stopping {name}"
         )
 
     def start(self, name: str) -> None:
-        before = self._address(name) if name not in ("redis", "gateway") else ""
+        before = self._before.pop(name, "")
         docker_engine.run(["docker", "start", self._id(name)], what=f"starting {name}")
         deadline = time.monotonic() + self.ready_timeout
         ready = self._redis_answers if name == "redis" else lambda: self._replica_ready(name)
@@ -188,6 +192,10 @@ class ComposeFaultStack:
         if not found:
             raise StackError(f"{name} has no address on the project's networks (not running?)")
         return found[0]
+
+    def _remember_address(self, name: str) -> None:
+        if name.rsplit("-", 1)[0] in ROLES:
+            self._before[name] = self._address(name)
 
     def _wait_stopped(self, name: str) -> None:
         deadline = time.monotonic() + 30
