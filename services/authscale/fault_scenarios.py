@@ -19,6 +19,7 @@ from authscale.fault_stack import role_of
 from authscale.fault_storm import login_storm
 from authscale.fault_timeline import Row, Timeline, describe
 from authscale.faults import Check, FaultConfig, FaultRun, ScenarioResult, ScenarioSpec
+from authscale.gateway import GatewayConfig
 from authscale.processes import http_status
 from authscale.token_settings import KeyringSettings
 
@@ -28,6 +29,8 @@ IDEMPOTENT = ("session dashboard", "token dashboard")
 NEVER = (401, 500)
 #: Seconds after a repair before the load must be clean again.
 SETTLE = 3.0
+#: How long an nginx worker holds a failed replica out of rotation (the gateway's fail_timeout).
+FAIL_TIMEOUT = float(GatewayConfig.fail_timeout.removesuffix("s"))
 
 
 def redis_outage(run: FaultRun) -> ScenarioResult:
@@ -167,6 +170,11 @@ def rolling_restart(run: FaultRun) -> ScenarioResult:
                 # once it is ready again; stopping the next one before the gateway has taken this
                 # one back leaves the upstream empty (a 502 for everyone: seen in the first runs).
                 back[name] = _back_in_rotation(run, name)
+                # And each nginx worker keeps its own failure count (the upstreams share no
+                # zone): one worker routing to it says nothing of the others, which may hold it
+                # out until fail_timeout has passed (745 x 502 in a compose run that went on at
+                # once). Waiting out fail_timeout from readiness covers every worker.
+                time.sleep(max(0.0, FAIL_TIMEOUT - (back[name] or 0.0)))
 
         timeline = run.under_load(fault)
         after_session = probes.session_statuses()
@@ -194,7 +202,8 @@ def rolling_restart(run: FaultRun) -> ScenarioResult:
     ]
     result.notes.append(
         f"Restarted in this order: {', '.join(order)}: SIGTERM, start, wait until /readyz "
-        "answers, then until the gateway routes to it again, then the next."
+        "answers, then until the gateway routes to it again and the gateway's fail_timeout "
+        f"({FAIL_TIMEOUT:g} s) has passed since it was ready, then the next."
     )
     result.timeline = timeline
     return result
