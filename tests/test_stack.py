@@ -230,7 +230,11 @@ def test_sigterm_lets_the_requests_in_flight_finish(fragile_stack: LocalStack) -
     logins = [threading.Thread(target=log_in) for _ in range(3)]
     for login in logins:
         login.start()
-    time.sleep(0.3)
+    port = fragile_stack.running["session-1"].spec.port
+    deadline = time.monotonic() + 10
+    while _connections_to(port) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # for the replica to read the requests; each hash then takes about a second
     try:
         fragile_stack.stop_process("session-1", signal.SIGTERM)
     finally:
@@ -242,6 +246,15 @@ def test_sigterm_lets_the_requests_in_flight_finish(fragile_stack: LocalStack) -
         assert isinstance(answer, httpx.Response), answer
         assert answer.status_code == 200
         assert json_of(answer)["message"] == "Login successful"
+
+
+def _connections_to(port: int) -> int:
+    """Established TCP connections whose local end is ``port``, from /proc/net/tcp."""
+    established = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        established += int(local.rsplit(":", 1)[1], 16) == port and state == "01"
+    return established
 
 
 def test_redis_is_configured_for_this_job(stack: LocalStack) -> None:

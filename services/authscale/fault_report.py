@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from authscale import machine
+from authscale import machine, plots
 from authscale.fault_timeline import Timeline, describe
 
 if TYPE_CHECKING:
@@ -119,11 +119,7 @@ def failures_table(result: ScenarioResult) -> list[str]:
 
 
 def timeline_plot(path: Path, result: ScenarioResult) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a server or in CI
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     timeline = result.timeline
     assert timeline is not None
     figure, panels = plt.subplots(len(PANELS), 1, figsize=(8, 5.5), dpi=110, sharex=True)
@@ -146,7 +142,4 @@ def timeline_plot(path: Path, result: ScenarioResult) -> Path:
         axes.legend(fontsize=7, loc="upper right")
     panels[-1].set_xlabel("seconds since the first answer")
     panels[0].set_title(result.title)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return plots.save(figure, path)

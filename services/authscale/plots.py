@@ -20,13 +20,22 @@ COLOURS = {
 }
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
+    """matplotlib's pyplot, drawing to files only: no display on a server or in CI."""
     import matplotlib
 
-    matplotlib.use("Agg")  # files only: no display on a server or in CI
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save(figure: Any, path: Path) -> Path:
+    """Lay ``figure`` out, write it to ``path`` and free it (pyplot keeps every open figure)."""
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot().close(figure)
+    return path
 
 
 def write_all(out: Path, results: Sequence[CellResult], costs: Mapping[str, Costs]) -> list[Path]:
@@ -45,7 +54,7 @@ def _by_variant(results: Sequence[CellResult]) -> dict[str, list[CellResult]]:
 
 
 def rate_vs_replicas(path: Path, results: Sequence[CellResult], costs: Mapping[str, Costs]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for variant, cells in _by_variant(results).items():
         counts = [c.replicas for c in cells]
@@ -82,14 +91,11 @@ def rate_vs_replicas(path: Path, results: Sequence[CellResult], costs: Mapping[s
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(figure, path)
 
 
 def p95_vs_replicas(path: Path, results: Sequence[CellResult]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
     for variant, cells in _by_variant(results).items():
         axes.plot(
@@ -106,14 +112,11 @@ def p95_vs_replicas(path: Path, results: Sequence[CellResult]) -> Path:
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(figure, path)
 
 
 def cpu_per_request(path: Path, results: Sequence[CellResult]) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(max(7, 0.8 * len(results) + 2), 4.8), dpi=120)
     labels = [f"{r.variant}\nx{r.replicas}" for r in results]
     bottoms = [0.0] * len(results)
@@ -132,7 +135,4 @@ def cpu_per_request(path: Path, results: Sequence[CellResult]) -> Path:
     axes.set_title("CPU per request by component")
     axes.tick_params(axis="x", labelsize=7)
     axes.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save(figure, path)
