@@ -15,6 +15,10 @@ from authscale.fault_timeline import Timeline, describe
 from authscale.faults import Check, FaultRun, ScenarioResult
 
 SAMPLE_EVERY = 2.0
+MEASURE = {
+    "local": "RSS per process (its children included)",
+    "compose": "Resident anonymous memory per container (its control group's)",
+}
 #: Growth after warm-up that counts as a leak.
 LIMIT = 0.10
 
@@ -61,7 +65,8 @@ def soak(run: FaultRun) -> ScenarioResult:
     ]
     if start is not None and end is not None:
         result.notes.append(
-            f"RSS from {start[0]:.0f} s (end of warm-up) to {end[0]:.0f} s, per process:"
+            f"{MEASURE[run.stack.backend]} from {start[0]:.0f} s (end of warm-up) to "
+            f"{end[0]:.0f} s:"
         )
         result.notes += [
             f"- {name}: {start[1][name] / 2**20:.1f} MiB -> {end[1].get(name, 0) / 2**20:.1f} MiB "
