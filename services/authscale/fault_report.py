@@ -19,10 +19,11 @@ FAILURE_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f
 
 
 STACKS = {
-    "local": "a fresh local stack, processes on loopback",
+    "local": "a fresh local stack (session x2, token x2, issuer x2, Redis, nginx on loopback)",
     "compose": (
-        "a fresh compose project, one container per replica, the gateway published on "
-        "127.0.0.1 (the abuse scenario excepted: it runs on the local stack, see its notes)"
+        "a fresh compose project (session x2, token x2, issuer x2, Redis, nginx, a container "
+        "each, the gateway published on 127.0.0.1; the abuse scenario runs on the local stack, "
+        "see its notes)"
     ),
 }
 
@@ -67,9 +68,9 @@ def markdown(
         "",
         f"Reproduce with `{config.command}`.",
         "",
-        f"Each scenario: {STACKS[config.backend]} (session x2, token x2, issuer x2, Redis, "
-        f"nginx), {config.users} Locust users reading the dashboard of both variants without "
-        f"think time ({config.seconds:g} s of load), the fault {config.fault_at:g} s in. "
+        f"Each scenario: {STACKS[config.backend]}, {config.users} Locust users reading the "
+        f"dashboard of both variants without think time ({config.seconds:g} s of load), the "
+        f"fault {config.fault_at:g} s in. "
         "Failures are Locust's: an answer other than the one the contract promises.",
         "",
         "| scenario | targets met |",
