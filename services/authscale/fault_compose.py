@@ -20,6 +20,7 @@ from pathlib import Path
 
 from authscale import cgroups, docker_engine, gateway
 from authscale.compose_backend import READY_TIMEOUT, ComposeBackend, answers
+from authscale.fault_stack import ROLES, role_of
 from authscale.processes import StackError, free_port
 
 PROJECT_PREFIX = "authscale-faults"
@@ -32,7 +33,6 @@ NAME_TEMPLATE = (
     '{{index .Config.Labels "com.docker.compose.service"}}-'
     '{{index .Config.Labels "com.docker.compose.container-number"}} {{.Id}}'
 )
-ROLES = ("session", "token", "issuer")
 SEED = ("authscale", "users", "seed")
 
 
@@ -112,13 +112,13 @@ class ComposeFaultStack:
 
     def replicas(self, role: str | None = None) -> dict[str, str]:
         names = sorted(
-            (name for name in self._ids if name.rsplit("-", 1)[0] in ROLES),
-            key=lambda name: (ROLES.index(name.rsplit("-", 1)[0]), int(name.rsplit("-", 1)[1])),
+            (name for name in self._ids if role_of(name) in ROLES),
+            key=lambda name: (ROLES.index(role_of(name)), int(name.rsplit("-", 1)[1])),
         )
         return {
             name: f"http://{self._address(name)}:{REPLICA_PORT}"
             for name in names
-            if role is None or name.startswith(role + "-")
+            if role is None or role_of(name) == role
         }
 
     def kill(self, name: str) -> None:
@@ -194,7 +194,7 @@ class ComposeFaultStack:
         return found[0]
 
     def _remember_address(self, name: str) -> None:
-        if name.rsplit("-", 1)[0] in ROLES:
+        if role_of(name) in ROLES:
             self._before[name] = self._address(name)
 
     def _wait_stopped(self, name: str) -> None:
