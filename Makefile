@@ -8,7 +8,7 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: up down test lint bench experiment system-deps venv clean
+.PHONY: up down test lint bench experiment faults system-deps venv clean
 
 up: system-deps venv
 	$(BIN)/authscale up $(ARGS)
@@ -26,6 +26,14 @@ bench: system-deps venv
 # The replica-scaling experiment that docs/results/ was made with; writes results/<timestamp>/.
 experiment: system-deps venv
 	$(BIN)/authscale experiment $(ARGS)
+
+# The fault scenarios under steady load (docs/faults.md); writes results/faults-<timestamp>/.
+# BACKEND=compose runs each on a fresh compose project (needs Docker); local processes otherwise.
+# SCENARIO=redis-outage (or any other) runs one scenario alone.
+BACKEND ?= local
+SCENARIO ?= faults
+faults: system-deps venv
+	$(BIN)/authscale experiment $(SCENARIO) --backend $(BACKEND) $(ARGS)
 
 lint: venv
 	$(BIN)/ruff check services tests loadtests

@@ -72,3 +72,25 @@ def test_this_process_counter_grows_while_it_works() -> None:
     while time.process_time() < end:
         pass
     assert counter.seconds() - before >= 0.1
+
+
+def test_memory_is_the_groups_resident_anonymous_memory_in_both_hierarchies() -> None:
+    proc = f"4:memory:{DOCKER}\n2:cpuacct:{DOCKER}\n0::/\n"
+    v1 = cgroups.memory_counter(proc, HYBRID_MOUNTS)
+    assert v1 == cgroups.MemoryCounter(Path("/sys/fs/cgroup/memory/docker/3f2a9c/memory.stat"), 1)
+    # The page cache (Redis's append-only file) is left out: it grows with every write.
+    stat_v1 = "cache 900000\nrss 1000\ntotal_cache 900000\ntotal_rss 4096\n"
+    assert cgroups.parse_resident(stat_v1, 1) == 4096
+    v2 = cgroups.memory_counter("0::/system.slice/docker-3f2a9c.scope\n", UNIFIED_MOUNTS)
+    assert v2.path == Path("/sys/fs/cgroup/system.slice/docker-3f2a9c.scope/memory.stat")
+    assert cgroups.parse_resident("anon 8192\nfile 900000\n", 2) == 8192
+    with pytest.raises(ValueError, match="no anon line"):
+        cgroups.parse_resident("file 1\n", 2)
+
+
+def test_a_stopped_containers_memory_reads_zero(tmp_path: Path) -> None:
+    assert cgroups.MemoryCounter(tmp_path / "gone" / "memory.stat", 1).bytes() == 0
+
+
+def test_this_process_memory_counter_reads_a_real_figure() -> None:
+    assert cgroups.process_memory(os.getpid()).bytes() > 0

@@ -34,10 +34,10 @@ def test_without_docker_the_compose_backend_says_what_is_missing(
 
 
 def test_settings_compose_would_drop_are_refused() -> None:
-    # Refused before anything runs: the argon2 settings would silently not reach a replica.
+    # Refused before anything runs: the setting would silently not reach a replica.
     backend = compose_backend.ComposeBackend(project=PROJECT)
-    config = experiment.ExperimentConfig(env={"AUTHSCALE_ARGON2_MEMORY_KIB": "1024"})
-    with pytest.raises(StackError, match="does not pass AUTHSCALE_ARGON2_MEMORY_KIB"):
+    config = experiment.ExperimentConfig(env={"AUTHSCALE_SESSION_IDLE_TIMEOUT": "60"})
+    with pytest.raises(StackError, match="does not pass AUTHSCALE_SESSION_IDLE_TIMEOUT"):
         backend.prepare(config)
 
 

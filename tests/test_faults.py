@@ -34,7 +34,11 @@ def fault_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_every_target_is_met(name: str, fault_run: tuple[Path, dict[str, ScenarioResult]]) -> None:
-    result = fault_run[1][name]
+    assert_targets_met(fault_run[1][name])
+
+
+def assert_targets_met(result: ScenarioResult) -> None:
+    """Every target that holds at any speed was met, and nothing answered 500."""
     assert result.checks
     # Measured targets (speed, memory) are the experiment's to report, not the suite's to assert.
     missed = [f"{c.target}: {c.observed}" for c in result.checks if not c.met and not c.measured]

@@ -30,11 +30,8 @@ class CpuCounter:
 
     def seconds(self) -> float:
         """CPU seconds so far, 0 if the group has gone (the container stopped)."""
-        try:
-            text = self.path.read_text()
-        except OSError:
-            return 0.0
-        return parse_usage(text, self.version)
+        text = _read(self.path)
+        return 0.0 if text is None else parse_usage(text, self.version)
 
 
 def parse_usage(text: str, version: int) -> float:
@@ -54,19 +51,30 @@ def counter(proc_cgroup: str, mounts: str) -> CpuCounter:
     A v1 ``cpuacct`` line wins over a v2 ``0::`` line: on a hybrid host the unified hierarchy
     has no CPU controller.
     """
+    group, version = _group(proc_cgroup, mounts, "cpuacct")
+    return CpuCounter(group / ("cpuacct.usage" if version == 1 else "cpu.stat"), version)
+
+
+def _group(proc_cgroup: str, mounts: str, controller: str) -> tuple[Path, int]:
+    """The directory of a process's group for ``controller``, and the hierarchy's version."""
     unified = None
     for line in proc_cgroup.splitlines():
         number, _, rest = line.partition(":")
         controllers, _, path = rest.partition(":")
         if number == "0" and controllers == "":
             unified = path
-        elif "cpuacct" in controllers.split(","):
-            mount = _mount_point(mounts, "cgroup", "cpuacct")
-            return CpuCounter(Path(mount) / path.lstrip("/") / "cpuacct.usage", 1)
+        elif controller in controllers.split(","):
+            return Path(_mount_point(mounts, "cgroup", controller)) / path.lstrip("/"), 1
     if unified is None:
-        raise ValueError(f"no cpuacct or unified cgroup line in {proc_cgroup!r}")
-    mount = _mount_point(mounts, "cgroup2", None)
-    return CpuCounter(Path(mount) / unified.lstrip("/") / "cpu.stat", 2)
+        raise ValueError(f"no {controller} or unified cgroup line in {proc_cgroup!r}")
+    return Path(_mount_point(mounts, "cgroup2", None)) / unified.lstrip("/"), 2
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _mount_point(mounts: str, kind: str, option: str | None) -> str:
@@ -89,3 +97,43 @@ def component_of(labels: Mapping[str, str] | None) -> str | None:
     """The component a container counts towards, by its compose service; None if not measured."""
     service = (labels or {}).get(SERVICE_LABEL)
     return service if service in MEASURED_SERVICES else None
+
+
+@dataclass(frozen=True)
+class MemoryCounter:
+    """One container's ``memory.stat``: its anonymous resident memory, what a leak grows.
+
+    Not the group's whole usage: that counts the page cache too (Redis's append-only file,
+    log files), which grows with every write and the kernel gives back under pressure.
+    """
+
+    path: Path
+    version: int
+
+    def bytes(self) -> int:
+        """Resident anonymous bytes now, 0 if the group has gone (the container stopped)."""
+        text = _read(self.path)
+        return 0 if text is None else parse_resident(text, self.version)
+
+
+def parse_resident(text: str, version: int) -> int:
+    # v1 counts the group and its children as total_rss; v2's anon already covers the subtree.
+    wanted = "total_rss" if version == 1 else "anon"
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == wanted:
+            return int(value)
+    raise ValueError(f"memory.stat has no {wanted} line")
+
+
+def memory_counter(proc_cgroup: str, mounts: str) -> MemoryCounter:
+    """The memory counter of the group a process is in (v1 ``memory`` controller, else v2)."""
+    group, version = _group(proc_cgroup, mounts, "memory")
+    return MemoryCounter(group / "memory.stat", version)
+
+
+def process_memory(pid: int, proc: Path = Path("/proc")) -> MemoryCounter:
+    """The memory counter of the group ``pid`` (on this host) belongs to."""
+    return memory_counter(
+        (proc / str(pid) / "cgroup").read_text(), (proc / "self" / "mounts").read_text()
+    )

@@ -144,13 +144,13 @@ class ComposeBackend:
                 self._up(plan, cell, out)
             self._scale(cell.stack_replicas(plan.issuer_replicas))
             self._wait_ready(cell, max(plan.ready_timeout, READY_TIMEOUT))
-            redis = RedisCli(["docker", "exec", "-i", self._ids("redis")[0], "redis-cli"])
+            redis = RedisCli(["docker", "exec", "-i", self.ids("redis")[0], "redis-cli"])
             yield ComposeCell(
                 f"http://127.0.0.1:{self.port}",
                 self._counters(set(cell.stack_replicas(plan.issuer_replicas))),
                 docker_engine.proxy_pids(self.port),
                 redis,
-                ["docker", "exec", self._ids(cell.variant.role)[0], "authscale", "users", "seed"],
+                ["docker", "exec", self.ids(cell.variant.role)[0], "authscale", "users", "seed"],
             )
         except BaseException:
             # A failed cell leaves nothing running; a finished one hands its stack on.
@@ -163,13 +163,17 @@ class ComposeBackend:
     def close(self) -> None:
         if self.variant is None:
             return
-        if self.logs is not None:
-            self.logs.parent.mkdir(parents=True, exist_ok=True)
+        self.down(self.logs)
+        self.variant = None
+
+    def down(self, logs: Path | None) -> None:
+        """Keep the end of every container's log in ``logs``; remove containers and volumes."""
+        if logs is not None:
+            logs.parent.mkdir(parents=True, exist_ok=True)
             # The gateway logs every request: the last lines of each container are enough.
             tail = self.compose("logs", "--no-color", "--tail", "200", check=False).stdout
-            self.logs.write_text(tail)
+            logs.write_text(tail)
         self.compose("down", "-v", "--remove-orphans", check=False)
-        self.variant = None
 
     # -- steps -------------------------------------------------------------------------------
 
@@ -204,7 +208,7 @@ class ComposeBackend:
             env=self.env,
         )
         for role, count in replicas.items():
-            running = len(self._ids(role))
+            running = len(self.ids(role))
             if running != count:
                 raise StackError(f"{role} has {running} containers after scaling to {count}")
 
@@ -212,7 +216,7 @@ class ComposeBackend:
         deadline = time.monotonic() + timeout
         url = f"http://127.0.0.1:{self.port}/{cell.variant.role}/ping"
         while time.monotonic() < deadline:
-            if self._all_healthy() and _answers(url):
+            if self.all_healthy() and answers(url):
                 return
             time.sleep(1)
         tail = "\n".join(self.compose("logs", "--no-color", check=False).stdout.splitlines()[-30:])
@@ -221,8 +225,8 @@ class ComposeBackend:
             f"(every container healthy, {url} answering 200); recent logs:\n{tail}"
         )
 
-    def _all_healthy(self) -> bool:
-        states = docker_engine.inspect(self._ids(), "{{.State.Status}} {{.State.Health.Status}}")
+    def all_healthy(self) -> bool:
+        states = docker_engine.inspect(self.ids(), "{{.State.Status}} {{.State.Health.Status}}")
         running = [state for state in states if state.startswith("running")]
         return bool(running) and all(state == "running healthy" for state in running)
 
@@ -230,14 +234,14 @@ class ComposeBackend:
         """The CPU counters of the cell's containers: its roles, Redis and the gateway."""
         wanted = roles | {"redis", "gateway"}
         counters: dict[str, list[cgroups.CpuCounter]] = {name: [] for name in sorted(wanted)}
-        for line in docker_engine.inspect(self._ids(), "{{.State.Pid}} {{json .Config.Labels}}"):
+        for line in docker_engine.inspect(self.ids(), "{{.State.Pid}} {{json .Config.Labels}}"):
             pid, _, labels = line.partition(" ")
             component = cgroups.component_of(json.loads(labels))
             if component in wanted and int(pid) > 0:
                 counters[component].append(cgroups.process_counter(int(pid)))
         return counters
 
-    def _ids(self, service: str | None = None) -> list[str]:
+    def ids(self, service: str | None = None) -> list[str]:
         ids = self.compose("ps", "-q", *([service] if service else [])).stdout.split()
         if service and not ids:
             raise StackError(f"compose project {self.project} has no {service} container")
@@ -251,7 +255,7 @@ class ComposeBackend:
         return docker_engine.run(argv, what=what, env=self.env, check=check, cwd=self.root)
 
 
-def _answers(url: str) -> bool:
+def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our loopback URL
             return bool(response.status == 200)

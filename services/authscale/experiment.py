@@ -248,10 +248,6 @@ def run_fault_scenarios(
     from authscale.fault_scenarios import SCENARIOS as FAULTS
     from authscale.faults import FaultConfig, run_faults
 
-    if config.backend != "local":
-        # The scenarios kill, restart and bind source addresses on the local stack's processes.
-        raise StackError(f"the fault scenarios run on the local backend only, not {config.backend}")
-
     fault_config = FaultConfig(
         scenarios=names,
         users=config.users,
@@ -264,6 +260,7 @@ def run_fault_scenarios(
         ready_timeout=config.ready_timeout,
         env=config.env,
         command=config.command,
+        backend=config.backend,
     )
     return run_faults(fault_config, FAULTS, progress)
 

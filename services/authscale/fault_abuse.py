@@ -3,7 +3,8 @@
 Every attacker is on loopback: the client socket is bound to its own 127.0.0.x source address (all
 of 127.0.0.0/8 is loopback on Linux), so nginx sees distinct client addresses without containers
 or namespaces. On compose, Docker's port proxy would show nginx one address for everyone; this
-scenario runs on the local stack for that reason.
+scenario runs on the local stack for that reason, even under ``--backend compose`` (its report
+says so).
 
 What it shows: nginx's per-address login limit stops a flood from one address; the per-account
 budget in Redis (shared by the session replicas and the issuer) stops stuffing spread over many
@@ -25,9 +26,15 @@ import httpx
 
 from authscale.accounts import DEFAULT_SEED_PASSWORD
 from authscale.fault_probes import Probes, tally
+from authscale.fault_stack import LocalFaultStack
 from authscale.fault_timeline import Timeline, describe
 from authscale.faults import Check, FaultRun, ScenarioResult
+from authscale.processes import StackError
 
+LOCAL_ONLY = (
+    "its attackers need distinct client addresses, and Docker's port proxy shows nginx one "
+    "address for every client of a published port"
+)
 #: Attempts per targeted account: more than the default budget of 10 failures per window.
 ATTEMPTS_PER_ACCOUNT = 12
 BUDGET = 10
@@ -62,7 +69,10 @@ def abuse(run: FaultRun) -> ScenarioResult:
     victim = run.probe_accounts[0]
     real = run.probe_accounts[:5]
     targets = [*real, *[f"ghost{n}" for n in range(len(real))]]
-    gateway = run.stack.gateway_url
+    if not isinstance(run.stack, LocalFaultStack):
+        raise StackError(f"the abuse scenario runs on the local stack only: {LOCAL_ONLY}")
+    local = run.stack.local
+    gateway = local.gateway_url
     with Probes(gateway, [victim]) as probes:
 
         def fault() -> None:
@@ -70,11 +80,11 @@ def abuse(run: FaultRun) -> ScenarioResult:
             run.mark("stuffing")
             found.stuffing = _stuff(gateway, targets)
             run.mark("flood")
-            found.flood = _flood(gateway, run.stack.config.login_burst + 100)
+            found.flood = _flood(gateway, local.config.login_burst + 100)
             run.mark("malformed")
             found.malformed = _malformed(gateway)
             run.mark("slow clients")
-            found.slow_closed = _slow_clients(run.stack.config.host, run.stack.config.gateway_port)
+            found.slow_closed = _slow_clients(local.config.host, local.config.gateway_port)
             run.mark("victim logs in")
             credentials = {"username": victim, "password": DEFAULT_SEED_PASSWORD}
             device = probes.probes[0].client

@@ -18,6 +18,16 @@ PANELS = (("session", "session "), ("token", "token "))
 FAILURE_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 
 
+STACKS = {
+    "local": "a fresh local stack (session x2, token x2, issuer x2, Redis, nginx on loopback)",
+    "compose": (
+        "a fresh compose project (session x2, token x2, issuer x2, Redis, nginx, a container "
+        "each, the gateway published on 127.0.0.1; the abuse scenario runs on the local stack, "
+        "see its notes)"
+    ),
+}
+
+
 def write(out: Path, results: Sequence[ScenarioResult], config: FaultConfig) -> Path:
     figures = {}
     for result in results:
@@ -27,11 +37,13 @@ def write(out: Path, results: Sequence[ScenarioResult], config: FaultConfig) -> 
         json.dumps(
             {
                 "command": config.command,
+                "backend": config.backend,
                 "environment": machine.describe(),
                 "scenarios": [
                     {
                         "name": r.name,
                         "title": r.title,
+                        "backend": r.backend,
                         "met": r.met,
                         "checks": [c.__dict__ for c in r.checks],
                         "marks": [{"at": at, "label": label} for at, label in r.marks],
@@ -56,9 +68,9 @@ def markdown(
         "",
         f"Reproduce with `{config.command}`.",
         "",
-        f"Each scenario: a fresh local stack (session x2, token x2, issuer x2, Redis, nginx on "
-        f"loopback), {config.users} Locust users reading the dashboard of both variants without "
-        f"think time ({config.seconds:g} s of load), the fault {config.fault_at:g} s in. "
+        f"Each scenario: {STACKS[config.backend]}, {config.users} Locust users reading the "
+        f"dashboard of both variants without think time ({config.seconds:g} s of load), the "
+        f"fault {config.fault_at:g} s in. "
         "Failures are Locust's: an answer other than the one the contract promises.",
         "",
         "| scenario | targets met |",

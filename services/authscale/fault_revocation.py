@@ -29,13 +29,14 @@ Seen = tuple[float | None, int]
 def revocation(run: FaultRun) -> ScenarioResult:
     result = ScenarioResult("revocation", "Revocation latency after logout, per replica")
     latencies: dict[str, dict[str, list[Seen]]] = {}
+    names = _names(run)
     with Probes(run.stack.gateway_url, run.probe_accounts) as probes:
 
         def fault() -> None:
             probes.log_in()
             run.mark("logouts")
-            latencies["session"] = _session(probes.probes, run.stack.replica_urls("session"))
-            latencies["token"] = _token(probes.probes, run.stack.replica_urls("token"))
+            latencies["session"] = _session(probes.probes, _urls(run, "session"))
+            latencies["token"] = _token(probes.probes, _urls(run, "token"))
 
         result.timeline = run.under_load(fault)
     with (
@@ -45,15 +46,16 @@ def revocation(run: FaultRun) -> ScenarioResult:
             run.out,
             replicas={"token": 2, "issuer": 1},
             env=DENYLIST_ENV,
+            backend=run.stack.backend,
         ) as denylist_run,
         Probes(denylist_run.stack.gateway_url, run.probe_accounts) as probes,
     ):
 
         def denylist_fault() -> None:
             probes.log_in(variants=("token",))
-            latencies["token-denylist"] = _token(
-                probes.probes, denylist_run.stack.replica_urls("token")
-            )
+            latencies["token-denylist"] = _token(probes.probes, _urls(denylist_run, "token"))
+            # Read now: on compose the project is gone once the block ends.
+            names.update(_names(denylist_run))
 
         denylist_run.under_load(denylist_fault, variant="token", tag="denylist")
     result.checks = [
@@ -67,11 +69,6 @@ def revocation(run: FaultRun) -> ScenarioResult:
             "token + denylist: refused at once by every replica", latencies["token-denylist"], True
         ),
     ]
-    names = {
-        f"http://{local.config.host}:{spec.port}": name
-        for local in (run.stack, denylist_run.stack)
-        for name, spec in local.specs.items()
-    }
     result.notes.append(
         f"Per replica (a credential still accepted {WATCH:g} s after its logout counts as "
         "accepted; a token then lasts until its `exp`, 15 minutes after login by default; the "
@@ -85,6 +82,15 @@ def revocation(run: FaultRun) -> ScenarioResult:
         for replica, values in replicas.items()
     ]
     return result
+
+
+def _urls(run: FaultRun, role: str) -> list[str]:
+    return list(run.stack.replicas(role).values())
+
+
+def _names(run: FaultRun) -> dict[str, str]:
+    """Replica URL -> its name, for the notes."""
+    return {url: name for name, url in run.stack.replicas().items()}
 
 
 def _session(probes: Sequence[Probe], replicas: Sequence[str]) -> dict[str, list[Seen]]:

@@ -2,7 +2,8 @@
 
 A leak shows as memory that keeps growing after the caches have filled, so growth is measured
 from the end of a warm-up (a fifth of the soak, at least the fault delay) to the last sample.
-Each process's RSS includes its children (nginx's worker under its master).
+Locally, each process's RSS includes its children (nginx's worker under its master); on compose,
+each container's resident anonymous memory comes from its control group (page cache left out).
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from authscale.fault_timeline import Timeline, describe
 from authscale.faults import Check, FaultRun, ScenarioResult
 
 SAMPLE_EVERY = 2.0
+MEASURE = {
+    "local": "RSS per process (its children included)",
+    "compose": "Resident anonymous memory per container (its control group's)",
+}
 #: Growth after warm-up that counts as a leak.
 LIMIT = 0.10
 
@@ -28,8 +33,7 @@ def soak(run: FaultRun) -> ScenarioResult:
         run.mark("sampling")
         deadline = began + config.soak - SAMPLE_EVERY
         for _ in range(100_000):  # bounded in count as well as in time
-            pids = {name: running.pid for name, running in run.stack.running.items()}
-            samples.append((time.monotonic() - began, {n: rss(pid) for n, pid in pids.items()}))
+            samples.append((time.monotonic() - began, run.stack.memory()))
             if time.monotonic() >= deadline:
                 break
             time.sleep(SAMPLE_EVERY)
@@ -61,7 +65,8 @@ def soak(run: FaultRun) -> ScenarioResult:
     ]
     if start is not None and end is not None:
         result.notes.append(
-            f"RSS from {start[0]:.0f} s (end of warm-up) to {end[0]:.0f} s, per process:"
+            f"{MEASURE[run.stack.backend]} from {start[0]:.0f} s (end of warm-up) to "
+            f"{end[0]:.0f} s:"
         )
         result.notes += [
             f"- {name}: {start[1][name] / 2**20:.1f} MiB -> {end[1].get(name, 0) / 2**20:.1f} MiB "
@@ -73,27 +78,6 @@ def soak(run: FaultRun) -> ScenarioResult:
             f"![resident memory over time]({rss_plot(run.out, samples, warm).name})"
         )
     return result
-
-
-def rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its direct children; 0 if it is gone."""
-    total = 0
-    for each in (pid, *_children(pid)):
-        try:
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
 
 
 def rss_plot(out: Path, samples: list[tuple[float, dict[str, int]]], warm: float) -> Path:

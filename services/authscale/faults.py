@@ -11,8 +11,6 @@ of its table: target, what was observed, met or not.
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 import signal
 import subprocess
 import time
@@ -22,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from authscale import locust_run
-from authscale.cellstack import seed_accounts
+from authscale.fault_stack import FaultStack, LocalFaultStack
 from authscale.fault_timeline import Timeline
 from authscale.processes import StackError, free_port
-from authscale.stack import LocalStack, StackConfig
+from authscale.stack import StackConfig
 
 Progress = Callable[[str], None]
 
@@ -49,8 +47,14 @@ class FaultConfig:
     #: AUTHSCALE_* settings for every replica, on top of the stack's and the scenario's.
     env: Mapping[str, str] = field(default_factory=dict)
     command: str = "authscale experiment faults"
+    #: What runs each scenario's stack: ``local`` processes or ``compose`` (Docker).
+    backend: str = "local"
+    #: Compose only: each scenario's project is ``<project>-<scenario>``.
+    project: str = "authscale-faults"
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise StackError(f"unknown backend {self.backend}; backends are {', '.join(BACKENDS)}")
         if self.users < 2 or self.seconds <= 0 or self.fault_at < 0 or self.outage < 0:
             raise StackError(
                 "users must be 2 or more (one per variant), seconds above 0, "
@@ -63,6 +67,9 @@ class FaultConfig:
                 f"the fault ({self.fault_at:g} s + {self.outage:g} s) must end before the load "
                 f"does ({self.seconds:g} s): raise --seconds"
             )
+
+
+BACKENDS = ("local", "compose")
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,8 @@ class ScenarioResult:
     marks: list[tuple[float, str]] = field(default_factory=list)
     timeline: Timeline | None = None
     notes: list[str] = field(default_factory=list)
+    #: What ran the stack: ``local`` or ``compose``.
+    backend: str = "local"
 
     @property
     def met(self) -> bool:
@@ -103,47 +112,59 @@ class FaultRun:
         replicas: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         login_limit: tuple[str, int] | None = None,
+        backend: str | None = None,
     ) -> None:
         self.config = config
         self.name = name
         self.out = out
         self.raw = out / "raw" / name
         self.marks: list[tuple[float, str]] = []
-        self.stack = LocalStack(
-            StackConfig(
-                run_dir=out / "stacks" / name,
-                replicas=replicas or {"session": 2, "token": 2, "issuer": 2},
-                gateway_port=free_port(),
-                redis_port=free_port(),
-                base_port=None,
-                # Every simulated user logs in from one address; the abuse scenario keeps a
-                # real per-address limit, with a burst for those first logins.
-                login_rate=login_limit[0] if login_limit else "100000r/s",
-                login_burst=login_limit[1] if login_limit else 100000,
-                demo_user=False,
-                env={"AUTHSCALE_LOG_LEVEL": "WARNING", **config.env, **(env or {})},
-                ready_timeout=config.ready_timeout,
+        replicas = replicas or {"session": 2, "token": 2, "issuer": 2}
+        # Every simulated user logs in from one address; the abuse scenario keeps a real
+        # per-address limit, with a burst for those first logins.
+        limit = login_limit or ("100000r/s", 100000)
+        settings = {"AUTHSCALE_LOG_LEVEL": "WARNING", **config.env, **(env or {})}
+        run_dir = out / "stacks" / name
+        self.stack: FaultStack
+        if (backend or config.backend) == "compose":
+            from authscale.fault_compose import ComposeFaultStack
+
+            self.stack = ComposeFaultStack(
+                f"{config.project}-{name}", run_dir, replicas, limit, settings,
+                config.ready_timeout,
+            )  # fmt: skip
+        else:
+            self.stack = LocalFaultStack(
+                StackConfig(
+                    run_dir=run_dir,
+                    replicas=replicas,
+                    gateway_port=free_port(),
+                    redis_port=free_port(),
+                    base_port=None,
+                    login_rate=limit[0],
+                    login_burst=limit[1],
+                    demo_user=False,
+                    env=settings,
+                    ready_timeout=config.ready_timeout,
+                )
             )
-        )
 
     def __enter__(self) -> FaultRun:
         self.raw.mkdir(parents=True, exist_ok=True)
         try:
-            self.stack.start()
-        except StackError as error:
-            raise StackError(f"{self.name}: the stack never got ready: {error}") from error
-        try:
-            asyncio.run(seed_accounts(self.stack.redis_url, self.config.users + self.config.probes))
+            try:
+                self.stack.up()
+            except StackError as error:
+                raise StackError(f"{self.name}: the stack never got ready: {error}") from error
+            self.stack.seed(self.config.users + self.config.probes)
         except BaseException:
-            self.stack.stop()
+            # Whatever came up goes down again, the compose project's volumes included.
+            self.stack.down()
             raise
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.stack.stop()
-        # Logs stay for reading; the signing keys and Redis's data (password included) go.
-        for secret in ("keys", "redis"):
-            shutil.rmtree(self.stack.run_dir / secret, ignore_errors=True)
+        self.stack.down()
 
     @property
     def probe_accounts(self) -> list[str]:
@@ -237,6 +258,8 @@ class ScenarioSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     #: nginx's login limit per client address (rate, burst); None lifts it for the load.
     login_limit: Callable[[FaultConfig], tuple[str, int]] | None = None
+    #: Why the scenario runs on the local stack whatever the backend; None: it runs on either.
+    local_only: str | None = None
 
 
 def run_faults(
@@ -266,9 +289,18 @@ def run_faults(
         spec = scenarios[name]
         progress(f"scenario {index}/{len(chosen)}: {name}, elapsed {_elapsed(began)}")
         limit = spec.login_limit(config) if spec.login_limit else None
-        with FaultRun(config, name, out, env=spec.env, login_limit=limit) as run:
+        backend = "local" if spec.local_only else config.backend
+        if backend != config.backend:
+            progress(f"  on the local stack: {spec.local_only}")
+        with FaultRun(config, name, out, env=spec.env, login_limit=limit, backend=backend) as run:
             result = spec.run(run)
         result.marks = run.marks
+        result.backend = run.stack.backend
+        result.notes += run.stack.notes
+        if backend != config.backend:
+            result.notes.append(
+                f"Ran on the local stack, not on {config.backend}: {spec.local_only}"
+            )
         results.append(result)
         if collect is not None:
             collect[name] = result
