@@ -170,10 +170,10 @@ def rolling_restart(run: FaultRun) -> ScenarioResult:
                 # once it is ready again; stopping the next one before the gateway has taken this
                 # one back leaves the upstream empty (a 502 for everyone: seen in the first runs).
                 back[name] = _back_in_rotation(run, name)
-                # And each nginx worker keeps its own failure count (the upstreams share no
-                # zone): one worker routing to it says nothing of the others, which may hold it
-                # out until fail_timeout has passed (745 x 502 in a compose run that went on at
-                # once). Waiting out fail_timeout from readiness covers every worker.
+                # Then out fail_timeout from readiness, as an operator's script should: one worker
+                # routing to it once said nothing of the others before the upstreams shared a
+                # zone (745 x 502 in a compose run that went on at once), and a gateway that is
+                # not this one may still keep per-worker state.
                 time.sleep(max(0.0, FAIL_TIMEOUT - (back[name] or 0.0)))
 
         timeline = run.under_load(fault)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from authscale import plots
 from authscale.fault_timeline import Timeline, describe
 from authscale.faults import Check, FaultRun, ScenarioResult
 
@@ -81,11 +82,7 @@ def soak(run: FaultRun) -> ScenarioResult:
 
 
 def rss_plot(out: Path, samples: list[tuple[float, dict[str, int]]], warm: float) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on a server or in CI
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     path = out / "soak-rss.png"
     figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
     names = sorted({name for _, by_name in samples for name in by_name})
@@ -103,7 +100,4 @@ def rss_plot(out: Path, samples: list[tuple[float, dict[str, int]]], warm: float
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(fontsize=7, ncol=2)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return plots.save(figure, path)

@@ -9,7 +9,6 @@ not through the gateway, which is what the revocation probes and the readiness w
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import signal
 from pathlib import Path
@@ -17,7 +16,6 @@ from typing import Protocol
 
 from authscale.cellstack import seed_accounts
 from authscale.keyring import Keyring
-from authscale.processes import is_same_process
 from authscale.stack import LocalStack, StackConfig
 
 
@@ -92,11 +90,7 @@ class LocalFaultStack:
         }
 
     def kill(self, name: str) -> None:
-        # Each replica runs in a session of its own, so its process group is ours to kill: a
-        # SIGKILL to Hypercorn alone could leave a child of it listening on the replica's port.
-        running = self.local.running[name]
-        if is_same_process(running.pid, running.started_ticks):
-            os.killpg(running.pid, signal.SIGKILL)
+        # The whole process group, as a crash or an OOM kill of a container takes everything.
         self.local.stop_process(name, signal.SIGKILL)
 
     def stop(self, name: str) -> None:

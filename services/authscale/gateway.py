@@ -116,10 +116,12 @@ def _values(config: GatewayConfig) -> dict[str, str]:
 
 def _upstream(config: GatewayConfig, role: str) -> str:
     servers = config.upstreams.get(role, ())
-    lines = [f"    upstream {role} {{"]
-    if config.resolver:
-        # Re-resolved servers live in shared memory, which needs a zone.
-        lines.append(f"        zone {role} 256k;")
+    # A zone keeps the group's state in memory shared by nginx's workers: a replica one worker
+    # marked failed is out for all of them, and back for all once one reaches it again. Without
+    # it each worker counted on its own, and a rolling restart that went on as soon as one
+    # worker had taken a replica back met 502s from a worker that still held the others out.
+    # Re-resolved servers (``resolve``) need it too.
+    lines = [f"    upstream {role} {{", f"        zone {role} 256k;"]
     resolve = " resolve" if config.resolver else ""
     if servers:
         lines += [
