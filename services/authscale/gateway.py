@@ -17,6 +17,8 @@ from typing import TypedDict
 
 #: The roles the gateway routes to, in the order their upstream blocks are written.
 UPSTREAM_ROLES = ("session", "token", "issuer")
+#: Roles that serve logins, which get a second upstream of the same replicas (``<role>_login``).
+LOGIN_ROLES = ("session", "issuer")
 
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
 
@@ -105,7 +107,12 @@ def _values(config: GatewayConfig) -> dict[str, str]:
             if config.resolver
             else ""
         ),
-        "upstreams": "\n".join(_upstream(config, role) for role in UPSTREAM_ROLES),
+        "upstreams": "\n".join(
+            [
+                *(_upstream(config, role) for role in UPSTREAM_ROLES),
+                *(_upstream(config, role, login=True) for role in LOGIN_ROLES),
+            ]
+        ),
         "listen": config.listen,
         "listen_options": config.listen_options,
         "server_extra": "".join(f"        {line}\n" for line in config.server_extra),
@@ -114,21 +121,28 @@ def _values(config: GatewayConfig) -> dict[str, str]:
     }
 
 
-def _upstream(config: GatewayConfig, role: str) -> str:
+def _upstream(config: GatewayConfig, role: str, *, login: bool = False) -> str:
     servers = config.upstreams.get(role, ())
+    name = f"{role}_login" if login else role
     # A zone keeps the group's state in memory shared by nginx's workers: a replica one worker
     # marked failed is out for all of them, and back for all once one reaches it again. Without
     # it each worker counted on its own, and a rolling restart that went on as soon as one
     # worker had taken a replica back met 502s from a worker that still held the others out.
     # Re-resolved servers (``resolve``) need it too.
-    lines = [f"    upstream {role} {{", f"        zone {role} 256k;"]
+    lines = [f"    upstream {name} {{", f"        zone {name} 256k;"]
     resolve = " resolve" if config.resolver else ""
+    # A login waits its turn for a password hash, and a flood of logins makes that wait long: a
+    # slow login is not a failed replica. Logins go through an upstream of their own (the same
+    # replicas, state of its own) that never marks a replica failed; one that refuses the
+    # connection is still skipped for that request. Sharing the readers' upstream, a flood's
+    # timed-out logins took both session replicas out of rotation (5,863 readers got 502).
+    health = (
+        "max_fails=0"
+        if login
+        else f"max_fails={config.max_fails} fail_timeout={config.fail_timeout}"
+    )
     if servers:
-        lines += [
-            f"        server {address}{resolve} max_fails={config.max_fails} "
-            f"fail_timeout={config.fail_timeout};"
-            for address in servers
-        ]
+        lines += [f"        server {address}{resolve} {health};" for address in servers]
     else:
         # nginx refuses an empty upstream; a server marked down makes the role answer 502.
         lines.append("        server 127.0.0.1:9 down;")
