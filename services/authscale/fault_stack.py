@@ -14,6 +14,7 @@ import signal
 from pathlib import Path
 from typing import Protocol
 
+from authscale import cpu
 from authscale.cellstack import seed_accounts
 from authscale.keyring import Keyring
 from authscale.stack import LocalStack, StackConfig
@@ -116,9 +117,9 @@ def role_of(name: str) -> str:
 
 
 def rss(pid: int) -> int:
-    """Resident bytes of ``pid`` and its direct children; 0 if it is gone."""
+    """Resident bytes of ``pid`` and every process below it; 0 if it is gone."""
     total = 0
-    for each in (pid, *_children(pid)):
+    for each in cpu.descendants(pid):
         try:
             for line in Path(f"/proc/{each}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -126,11 +127,3 @@ def rss(pid: int) -> int:
         except OSError:
             continue
     return total
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(child) for child in text.split()]
