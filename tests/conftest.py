@@ -21,15 +21,15 @@ import httpx
 import pytest
 import redis
 
-from authscale.passwords import Passwords
-from authscale.processes import free_port
-from authscale.settings import PasswordSettings, RedisSettings, Settings
-from authscale.stack import LocalStack, StackConfig, available_roles
-from authscale.storage import RedisStore
-from authscale.users import Users
+from authscale.core.settings import PasswordSettings, RedisSettings, Settings
+from authscale.core.storage import RedisStore
+from authscale.lab.stack.local import LocalStack, StackConfig, available_roles
+from authscale.lab.stack.processes import free_port
+from authscale.login.passwords import Passwords
+from authscale.login.users import Users
 
 # Fixtures of the token variant (keys, issuer and token apps) live beside their tests.
-pytest_plugins = ("token_fixtures",)
+pytest_plugins = ("tests.tokens.fixtures",)
 
 #: argon2id at a test cost: the suite checks behaviour, not hashing strength.
 CHEAP_ARGON2 = {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"}

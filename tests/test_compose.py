@@ -21,8 +21,8 @@ import httpx
 import pytest
 import yaml
 
-from authscale.docker_engine import compose_program, missing_engine
-from authscale.processes import free_port
+from authscale.lab.compose.engine import compose_program, missing_engine
+from authscale.lab.stack.processes import free_port
 
 
 def live(test: Callable[..., None]) -> Callable[..., None]:

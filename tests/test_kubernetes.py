@@ -18,7 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from authscale.gateway import HSTS, RENDERED_COPIES
+from authscale.lab.stack.gateway import HSTS, RENDERED_COPIES
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from authscale.accounts import seed_users
-from authscale.passwords import Passwords
-from authscale.processes import free_port
-from authscale.settings import RedisSettings
-from authscale.stack import LocalStack, available_roles
-from authscale.storage import RedisStore
-from conftest import CHEAP_PASSWORDS
+from authscale.core.settings import RedisSettings
+from authscale.core.storage import RedisStore
+from authscale.lab.stack.local import LocalStack, available_roles
+from authscale.lab.stack.processes import free_port
+from authscale.login.command import seed_users
+from authscale.login.passwords import Passwords
+from tests.conftest import CHEAP_PASSWORDS
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtests" / "locustfile.py"
 ACCOUNTS = 20

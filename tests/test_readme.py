@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from authscale.settings import Settings
-from authscale.token_settings import IssuerSettings, KeyringSettings, TokenSettings
+from authscale.core.settings import Settings
+from authscale.tokens.settings import IssuerSettings, KeyringSettings, TokenSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 

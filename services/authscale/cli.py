@@ -6,9 +6,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from authscale import accounts, bench, experiment, gateway, keys, supervisor
-from authscale.errors import AuthscaleError, ConfigError
-from authscale.processes import StackError
+from authscale.core.errors import AuthscaleError, ConfigError
+from authscale.lab.bench import runner as bench
+from authscale.lab.experiment import runner as experiment
+from authscale.lab.stack import gateway, supervisor
+from authscale.lab.stack.processes import StackError
+from authscale.login import command as accounts
+from authscale.tokens.keys import command as keys
 
 #: Each entry adds its sub-commands; every sub-command sets ``run`` to a function of the args.
 COMMAND_GROUPS: tuple[

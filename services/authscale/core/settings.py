@@ -1,0 +1,272 @@
+"""Settings from ``AUTHSCALE_*`` environment variables, parsed once into frozen dataclasses.
+
+Every reader takes an explicit mapping, so tests pass their own and never touch ``os.environ``.
+A missing required value or a malformed one fails at start with the variable's name.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from authscale.core.errors import ConfigError
+
+PREFIX = "AUTHSCALE_"
+
+#: Values that show a secret was copied from an example and never replaced.
+PLACEHOLDERS = frozenset({"changeme", "change-me", "changethis", "secret", "password", "example"})
+
+
+class Environ:
+    """Typed reads of ``AUTHSCALE_*`` variables that name the variable when a value is wrong."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def raw(self, name: str) -> str | None:
+        value = self._environ.get(PREFIX + name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def required(self, name: str, hint: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            raise ConfigError(f"{PREFIX}{name} is missing, and has no default. {hint}")
+        return value
+
+    def string(self, name: str, default: str) -> str:
+        value = self.raw(name)
+        return default if value is None else value
+
+    def integer(
+        self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name} must be a whole number, got {value!r}.") from None
+        self._check_range(name, number, minimum, maximum)
+        return number
+
+    def seconds(
+        self, name: str, default: float, *, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(
+                f"{PREFIX}{name} must be a number of seconds, got {value!r}."
+            ) from None
+        self._check_range(name, number, minimum, maximum)
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{PREFIX}{name} must be true or false, got {value!r}.")
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return ()
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+    def path(self, name: str) -> Path | None:
+        value = self.raw(name)
+        return None if value is None else Path(value)
+
+    @staticmethod
+    def _check_range(name: str, number: float, minimum: float, maximum: float | None) -> None:
+        if number < minimum:
+            raise ConfigError(f"{PREFIX}{name} must be at least {minimum}, got {number}.")
+        if maximum is not None and number > maximum:
+            raise ConfigError(f"{PREFIX}{name} must be at most {maximum}, got {number}.")
+
+
+def default_replica_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str
+    #: The longest a request waits on Redis (connect, command, or a free pooled connection)
+    #: before the replica answers 503.
+    timeout: float = 1.0
+    pool_size: int = 64
+
+    @classmethod
+    def from_environ(cls, env: Environ) -> RedisSettings:
+        url = env.required(
+            "REDIS_URL", "Set it to redis://:PASSWORD@HOST:PORT/0 (Redis must require a password)."
+        )
+        parts = urlsplit(url)
+        if parts.scheme not in {"redis", "rediss", "unix"}:
+            raise ConfigError(
+                f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, "
+                f"got scheme {parts.scheme!r}."
+            )
+        if not parts.password:
+            raise ConfigError(
+                f"{PREFIX}REDIS_URL carries no password: Redis holds every user and session, so it "
+                "must require one, even on loopback (redis://:PASSWORD@HOST:PORT/0)."
+            )
+        if parts.password.lower() in PLACEHOLDERS:
+            raise ConfigError(
+                f"{PREFIX}REDIS_URL uses the placeholder password {parts.password!r}; "
+                "generate a real one (for example: openssl rand -hex 24)."
+            )
+        return cls(
+            url=url,
+            timeout=env.seconds("REDIS_TIMEOUT", cls.timeout, minimum=0.05, maximum=60),
+            pool_size=env.integer("REDIS_POOL_SIZE", cls.pool_size, minimum=1, maximum=10_000),
+        )
+
+
+@dataclass(frozen=True)
+class CookieSettings:
+    #: ``False`` only where the deployment declares that it serves plain HTTP (the local stack).
+    secure: bool = True
+    session_name: str = "authscale_session"
+
+    @classmethod
+    def from_environ(cls, env: Environ) -> CookieSettings:
+        secure = env.boolean("COOKIE_SECURE", cls.secure)
+        name = env.string("SESSION_COOKIE_NAME", cls.session_name)
+        if name.startswith("__Host-") and not secure:
+            raise ConfigError(
+                f"{PREFIX}SESSION_COOKIE_NAME {name!r} uses the __Host- prefix, which browsers "
+                f"only accept on Secure cookies; set {PREFIX}COOKIE_SECURE=true or drop the prefix."
+            )
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{PREFIX}SESSION_COOKIE_NAME {name!r} is not a valid cookie name.")
+        return cls(secure=secure, session_name=name)
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    idle_timeout: float = 15 * 60
+    absolute_timeout: float = 8 * 60 * 60
+
+    @classmethod
+    def from_environ(cls, env: Environ) -> SessionSettings:
+        idle = env.seconds("SESSION_IDLE_TIMEOUT", cls.idle_timeout, minimum=1)
+        absolute = env.seconds("SESSION_ABSOLUTE_TIMEOUT", cls.absolute_timeout, minimum=1)
+        if idle > absolute:
+            raise ConfigError(
+                f"{PREFIX}SESSION_IDLE_TIMEOUT ({idle:g}) must not exceed "
+                f"{PREFIX}SESSION_ABSOLUTE_TIMEOUT ({absolute:g})."
+            )
+        return cls(idle_timeout=idle, absolute_timeout=absolute)
+
+
+@dataclass(frozen=True)
+class PasswordSettings:
+    """argon2id cost; the defaults are OWASP's minimum (19 MiB, 2 passes, 1 lane)."""
+
+    time_cost: int = 2
+    memory_cost_kib: int = 19 * 1024
+    parallelism: int = 1
+
+    @classmethod
+    def from_environ(cls, env: Environ) -> PasswordSettings:
+        return cls(
+            time_cost=env.integer("ARGON2_TIME_COST", cls.time_cost, minimum=1, maximum=100),
+            memory_cost_kib=env.integer(
+                "ARGON2_MEMORY_KIB", cls.memory_cost_kib, minimum=8, maximum=4 * 1024 * 1024
+            ),
+            parallelism=env.integer("ARGON2_PARALLELISM", cls.parallelism, minimum=1, maximum=64),
+        )
+
+
+@dataclass(frozen=True)
+class ThrottleSettings:
+    """Per-account throttling of failed logins, shared through Redis by every replica.
+
+    Clients that never logged in to an account share one budget of failures for it; a client
+    holding a device cookie from an earlier login to that account has a budget of its own, so
+    an attacker who spends the shared budget slows himself down without locking the user out.
+    """
+
+    #: Failed logins per budget and window before further attempts get 429.
+    failures: int = 10
+    window: float = 15 * 60
+    device_cookie_name: str = "authscale_device"
+    device_lifetime: float = 30 * 24 * 60 * 60
+
+    @classmethod
+    def from_environ(cls, env: Environ) -> ThrottleSettings:
+        return cls(
+            failures=env.integer("LOGIN_FAILURES_PER_WINDOW", cls.failures, minimum=1),
+            window=env.seconds("LOGIN_FAILURE_WINDOW", cls.window, minimum=1),
+            device_lifetime=env.seconds("DEVICE_COOKIE_LIFETIME", cls.device_lifetime, minimum=60),
+        )
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: ``None`` for a role that runs without Redis (a token replica outside denylist mode).
+    redis: RedisSettings | None
+    replica_id: str = field(default_factory=default_replica_id)
+    cookies: CookieSettings = CookieSettings()
+    sessions: SessionSettings = SessionSettings()
+    passwords: PasswordSettings = PasswordSettings()
+    throttle: ThrottleSettings = ThrottleSettings()
+    #: Browser origins allowed to call with credentials (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
+    #: Proxies in front of the replica whose X-Forwarded-* headers are trusted (the gateway).
+    trusted_hops: int = 1
+    max_body_bytes: int = 16 * 1024
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, *, uses_redis: bool = True
+    ) -> Settings:
+        """Read every base setting; ``uses_redis=False`` ignores the Redis variables entirely."""
+        env = Environ(os.environ if environ is None else environ)
+        origins = env.strings("CORS_ORIGINS")
+        for origin in origins:
+            if (
+                origin == "*"
+                or not urlsplit(origin).scheme
+                or urlsplit(origin).path not in {"", "/"}
+            ):
+                raise ConfigError(
+                    f"{PREFIX}CORS_ORIGINS entries must be exact origins such as "
+                    f"http://localhost:5173 (credentials forbid '*'), got {origin!r}."
+                )
+        level = env.string("LOG_LEVEL", cls.log_level).upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(
+                f"{PREFIX}LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}."
+            )
+        return cls(
+            redis=RedisSettings.from_environ(env) if uses_redis else None,
+            replica_id=env.raw("REPLICA_ID") or default_replica_id(),
+            cookies=CookieSettings.from_environ(env),
+            sessions=SessionSettings.from_environ(env),
+            passwords=PasswordSettings.from_environ(env),
+            throttle=ThrottleSettings.from_environ(env),
+            cors_origins=tuple(origin.rstrip("/") for origin in origins),
+            trusted_hops=env.integer("TRUSTED_HOPS", cls.trusted_hops, minimum=0, maximum=10),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", cls.max_body_bytes, minimum=256),
+            log_level=level,
+        )

@@ -1,0 +1,297 @@
+"""The results folder of an experiment: summary CSV and JSON, a Markdown report, and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from authscale.lab.experiment import capacity
+from authscale.lab.experiment.cells import COMPONENTS, CellResult
+from authscale.lab.measure import machine
+
+#: Rates the report sizes a deployment for.
+PLANNED_RATES = (1_000, 10_000, 50_000)
+
+
+def write(
+    out: Path,
+    results: Sequence[CellResult],
+    settings: Mapping[str, str],
+    command: str,
+    *,
+    plots: bool = True,
+) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    costs = capacity.fit(results)
+    checks = capacity.check(results, costs)
+    environment = machine.describe()
+    rows = [summary_row(result) for result in results]
+    _write_csv(out / "summary.csv", rows)
+    (out / "summary.json").write_text(
+        json.dumps(
+            {
+                "command": command,
+                "settings": dict(settings),
+                "environment": environment,
+                "cells": rows,
+                "costs": {name: _costs_dict(c) for name, c in costs.items()},
+                "model_check": [{**check.__dict__, "error": check.error} for check in checks],
+            },
+            indent=2,
+        )
+    )
+    figures = []
+    if plots:
+        from authscale.lab import plots as drawing
+
+        figures = drawing.write_all(out, results, costs)
+    path = out / "report.md"
+    path.write_text(markdown(results, costs, checks, settings, environment, command, figures))
+    return path
+
+
+def summary_row(result: CellResult) -> dict[str, object]:
+    row: dict[str, object] = {
+        "variant": result.variant,
+        "replicas": result.replicas,
+        "users": result.users,
+        "seconds": round(result.seconds, 2),
+        "requests": result.requests,
+        "failures": result.failures,
+        "rps": round(result.rate, 1),
+        "p50_ms": result.p50_ms,
+        "p95_ms": result.p95_ms,
+        "p99_ms": result.p99_ms,
+    }
+    for component in (*COMPONENTS, "others"):
+        if component in ("session", "token"):
+            continue
+        row[f"cpu_us_per_request_{component}"] = round(result.cpu_per_request(component) * 1e6, 1)
+    row["cpu_us_per_request_replicas"] = round(result.cpu_per_request(result.role) * 1e6, 1)
+    row["cpu_us_per_request_total"] = round(result.cpu_per_request_total * 1e6, 1)
+    row["machine_busy_share"] = (
+        round(result.machine_busy_seconds / (result.cores * result.seconds), 3)
+        if result.cores and result.seconds
+        else 0.0
+    )
+    row["redis_calls_per_request"] = round(result.redis_calls_per_request, 3)
+    row["redis_calls"] = " ".join(f"{k}={v}" for k, v in sorted(result.redis_calls.items()))
+    return row
+
+
+def _write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _costs_dict(costs: capacity.Costs) -> dict[str, object]:
+    return {
+        "role": costs.role,
+        "cpu_us_per_request": {k: round(v * 1e6, 1) for k, v in costs.cpu.items()},
+        "redis_calls_per_request": round(costs.redis_calls, 3),
+        "redis_ceiling_rps": costs.redis_ceiling,
+    }
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def markdown(
+    results: Sequence[CellResult],
+    costs: Mapping[str, capacity.Costs],
+    checks: Sequence[capacity.Check],
+    settings: Mapping[str, str],
+    environment: Mapping[str, str],
+    command: str,
+    figures: Sequence[Path],
+) -> str:
+    lines = [
+        "# Replica-scaling experiment",
+        "",
+        f"Reproduce with `{command}` (or `make experiment`).",
+        "",
+        "## Measured cells",
+        "",
+    ]
+    lines += _table(
+        [
+            "variant",
+            "replicas",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "failures",
+            "Redis cmds/req",
+            "CPU µs/req (ours)",
+            "machine busy",
+        ],
+        [
+            [
+                r.variant,
+                r.replicas,
+                f"{r.rate:,.0f}",
+                f"{r.p50_ms:g}",
+                f"{r.p95_ms:g}",
+                f"{r.p99_ms:g}",
+                f"{r.failures} / {r.requests:,}",
+                f"{r.redis_calls_per_request:.2f}",
+                f"{r.cpu_per_request_total * 1e6:,.0f}",
+                f"{r.machine_busy_seconds / (r.cores * r.seconds):.0%}" if r.cores else "?",
+            ]
+            for r in results
+        ],
+    )
+    lines += ["", "### CPU per request by component (µs)", ""]
+    shown = [
+        c
+        for c in ("issuer", "redis", "gateway", "locust", "others")
+        if any(r.cpu_per_request(c) for r in results)
+    ]
+    lines += _table(
+        ["variant", "replicas", "replicas' CPU", *shown],
+        [
+            [
+                r.variant,
+                r.replicas,
+                f"{r.cpu_per_request(r.role) * 1e6:,.0f}",
+                *[f"{r.cpu_per_request(c) * 1e6:,.0f}" for c in shown],
+            ]
+            for r in results
+        ],
+    )
+    lines += [
+        "",
+        "`others` is CPU the machine spent on processes that are not part of the experiment",
+        "(other tenants of a shared machine); it is reported, and the model subtracts it from",
+        "the cores, but it is not a cost of either variant.",
+    ]
+    lines += _model_section(results, costs, checks)
+    if figures:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{path.stem}]({path.name})" for path in figures]
+    lines += ["", "## Environment", ""]
+    lines += _table(["", ""], [[k, v] for k, v in environment.items()])
+    lines += ["", "## Settings", ""]
+    lines += _table(["", ""], [[k, v] for k, v in settings.items()])
+    return "\n".join(lines) + "\n"
+
+
+def _model_section(
+    results: Sequence[CellResult],
+    costs: Mapping[str, capacity.Costs],
+    checks: Sequence[capacity.Check],
+) -> list[str]:
+    lines = ["", "## Capacity model", "", capacity.__doc__.strip().split("\n\n")[0], ""]
+    lines += _table(
+        [
+            "variant",
+            "replica µs/req",
+            "Redis µs/req",
+            "gateway µs/req",
+            "issuer µs/req",
+            "Locust µs/req",
+            "Redis cmds/req",
+            "one replica alone, req/s",
+            "Redis ceiling, req/s",
+        ],
+        [
+            [
+                c.variant,
+                f"{c.replica * 1e6:,.0f}",
+                f"{c.cpu.get('redis', 0) * 1e6:,.0f}",
+                f"{c.cpu.get('gateway', 0) * 1e6:,.0f}",
+                f"{c.cpu.get('issuer', 0) * 1e6:,.0f}",
+                f"{c.cpu.get('locust', 0) * 1e6:,.0f}",
+                f"{c.redis_calls:.2f}",
+                f"{1 / c.replica:,.0f}" if c.replica else "-",
+                f"{c.redis_ceiling:,.0f}" if c.redis_ceiling else "not on the request path",
+            ]
+            for c in costs.values()
+        ],
+    )
+    lines += [
+        "",
+        "**The model against the measured cells** (each cell predicted from the variant's",
+        "median costs and the cores other tenants left free during that cell):",
+        "",
+    ]
+    lines += _table(
+        ["variant", "replicas", "measured req/s", "model req/s", "error", "bound by"],
+        [
+            [
+                c.variant,
+                c.replicas,
+                f"{c.measured:,.0f}",
+                f"{c.predicted:,.0f}",
+                f"{c.error:+.0%}",
+                c.bound,
+            ]
+            for c in checks
+        ],
+    )
+    if checks:
+        worst = max(abs(c.error) for c in checks)
+        lines += ["", f"Largest error: {worst:.0%}."]
+    lines += [
+        "",
+        "**The load generator shares the machine.** Locust runs on the same cores as the stack,",
+        "and its CPU per request is measured like every other component's. The model's machine",
+        "term counts it, which is why the measured rate stops growing once the cores are full",
+        "whatever the replica count. The sizing below leaves it out: in production the clients",
+        "are elsewhere, and each replica, Redis and nginx get the cores the model gives them.",
+        "",
+        f"**Sizing** at {capacity.UTILISATION:.0%} utilisation per process, the load generator"
+        " elsewhere. Redis runs commands on one core: more than one Redis core means as many",
+        "Redis Cluster shards (sessions and token families shard by key).",
+        "",
+    ]
+    rows = []
+    for cost in costs.values():
+        for rate in PLANNED_RATES:
+            p = capacity.plan(cost, rate)
+            rows.append(
+                [
+                    cost.variant,
+                    f"{rate:,}",
+                    p.replicas,
+                    f"{p.redis_cores:.2f}",
+                    f"{p.gateway_cores:.2f}",
+                    f"{p.issuer_cores:.2f}",
+                ]
+            )
+    lines += _table(
+        [
+            "variant",
+            "target req/s",
+            "replicas (1 core each)",
+            "Redis cores",
+            "nginx cores",
+            "issuer cores",
+        ],
+        rows,
+    )
+    session, token, denylist = (costs.get(n) for n in ("session", "token", "token-denylist"))
+    if session and session.redis_ceiling:
+        lines += [
+            "",
+            f"Redis becomes the ceiling for `session` at about "
+            f"{session.redis_ceiling:,.0f} req/s on one Redis core (more needs Redis "
+            "Cluster or read replicas).",
+        ]
+    if token and denylist and token.replica and denylist.replica:
+        extra = (denylist.replica - token.replica) * 1e6
+        lines += [
+            "",
+            f"Denylist mode costs {extra:+,.0f} µs of replica CPU per request and "
+            f"{denylist.redis_calls:.2f} Redis commands per request "
+            f"({denylist.cpu.get('redis', 0) * 1e6:,.0f} µs of Redis CPU).",
+        ]
+    return lines

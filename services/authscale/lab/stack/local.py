@@ -1,0 +1,370 @@
+"""The local stack without Docker: redis-server, Hypercorn replicas per role, and nginx.
+
+Everything listens on loopback and writes into one run directory: a log file per process, the
+Redis append-only file, the rendered gateway config and ``stack.json``, which records the pid
+(and the kernel's start time) of every process so ``authscale down`` stops exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+
+from authscale.lab.stack import gateway, processes, rundir
+from authscale.lab.stack.processes import ProcessSpec, Running, StackError
+
+DEFAULT_RUN_DIR = rundir.DEFAULT_RUN_DIR
+
+#: Role -> the Hypercorn application and the offset of its replicas' ports from the base port.
+#: Start order matters: token replicas fetch their keys from an issuer.
+ROLE_APPS = {
+    "session": ("authscale.session.app:create_app()", 0),
+    "issuer": ("authscale.tokens.issuer:create_app()", 200),
+    "token": ("authscale.tokens.app:create_app()", 100),
+}
+
+DEMO_USER = ("admin", "password123")
+DEV_ORIGIN = "http://localhost:5173"
+
+
+def available_roles() -> tuple[str, ...]:
+    return tuple(role for role, (app, _) in ROLE_APPS.items() if find_spec(app.split(":")[0]))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    run_dir: Path = DEFAULT_RUN_DIR
+    #: Replicas per role; a role missing here gets none.
+    replicas: Mapping[str, int] = field(
+        default_factory=lambda: {"session": 2, "token": 2, "issuer": 1}
+    )
+    host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    redis_port: int = 6390
+    #: Replica ports count up from here (session +1.., token +101.., issuer +201..);
+    #: ``None`` picks free ports, as the tests do.
+    base_port: int | None = 8100
+    login_rate: str = "10r/s"
+    login_burst: int = 20
+    demo_user: bool = True
+    cors_origins: tuple[str, ...] = (DEV_ORIGIN,)
+    redis_maxmemory: str = "256mb"
+    #: AUTHSCALE_* settings for every replica, on top of the caller's environment.
+    env: Mapping[str, str] = field(default_factory=dict)
+    ready_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        for role, count in self.replicas.items():
+            if role not in ROLE_APPS:
+                raise StackError(f"unknown role {role!r}; roles are {', '.join(ROLE_APPS)}")
+            if count < 0:
+                raise StackError(f"replica count for {role} must be 0 or more, got {count}")
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig, *, die_with_parent: bool = True) -> None:
+        self.config = config
+        self.run_dir = config.run_dir.resolve()
+        self.die_with_parent = die_with_parent
+        self.running: dict[str, Running] = {}
+        self.specs: dict[str, ProcessSpec] = {}
+        self.redis_password = ""
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.gateway_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://:{self.redis_password}@{self.config.host}:{self.config.redis_port}/0"
+
+    def replica_urls(self, role: str) -> list[str]:
+        return [
+            f"http://{self.config.host}:{spec.port}"
+            for spec in self.specs.values()
+            if spec.role == role
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._check_binaries()
+        self._check_ports()
+        for sub in ("logs", "redis", "gateway/temp"):
+            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.redis_password = self._redis_password()
+        try:
+            self._launch(self._redis_spec())
+            if self.config.demo_user:
+                asyncio.run(self._ensure_demo_user())
+            if self.config.replicas.get("issuer"):
+                from authscale.tokens.keys.command import ensure_signing_key
+
+                ensure_signing_key(self.run_dir / "keys")
+            for role in ROLE_APPS:
+                for index in range(1, self.config.replicas.get(role, 0) + 1):
+                    self._launch(self._replica_spec(role, index))
+            self.write_gateway_config()
+            self._launch(self._gateway_spec())
+        except BaseException:
+            self.stop()
+            raise
+        self._write_state()
+
+    def stop(self) -> None:
+        """Gateway first (no new requests), then every replica at once (they drain), Redis last."""
+        rundir.stop_in_order([(r.spec.name, r.pid, r.started_ticks) for r in self.running.values()])
+        for running in self.running.values():
+            running.process.wait()
+        self.running.clear()
+        rundir.forget(self.run_dir)
+
+    def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
+        running = self.running.pop(name)
+        processes.stop_pid(running.pid, running.started_ticks, sig)
+        running.process.wait()
+        self._write_state()
+
+    def start_process(self, name: str) -> None:
+        self._launch(self.specs[name])
+        self._write_state()
+
+    def write_gateway_config(self) -> Path:
+        upstreams = {
+            role: [f"{self.config.host}:{spec.port}" for spec in self._role_specs(role)]
+            for role in gateway.UPSTREAM_ROLES
+        }
+        path = self.run_dir / "gateway" / "nginx.conf"
+        path.write_text(gateway.render(gateway_config(self.config, self.run_dir, upstreams)))
+        return path
+
+    # -- process specs -----------------------------------------------------------------------
+
+    def _role_specs(self, role: str) -> list[ProcessSpec]:
+        return [spec for spec in self.specs.values() if spec.role == role and spec.port]
+
+    def _launch(self, spec: ProcessSpec) -> None:
+        self.specs[spec.name] = spec
+        running = processes.start(spec, die_with_parent=self.die_with_parent)
+        self.running[spec.name] = running
+        probe = self._redis_answers if spec.role == "redis" else None
+        processes.wait_ready(running, self.config.ready_timeout, probe)
+
+    def _port(self, offset: int) -> int:
+        if self.config.base_port is None:
+            return processes.free_port(self.config.host)
+        return self.config.base_port + offset
+
+    def _redis_spec(self) -> ProcessSpec:
+        conf = self.run_dir / "redis" / "redis.conf"
+        conf.write_text(
+            "\n".join(
+                [
+                    f"bind {self.config.host}",
+                    f"port {self.config.redis_port}",
+                    "protected-mode yes",
+                    f"requirepass {self.redis_password}",
+                    f"dir {self.run_dir / 'redis'}",
+                    # Users and sessions survive a restart, and are never evicted silently.
+                    "appendonly yes",
+                    "appendfsync everysec",
+                    'save ""',
+                    f"maxmemory {self.config.redis_maxmemory}",
+                    "maxmemory-policy noeviction",
+                    'logfile ""',
+                    "",
+                ]
+            )
+        )
+        conf.chmod(0o600)
+        return ProcessSpec(
+            name="redis",
+            role="redis",
+            argv=[_binary("redis-server"), str(conf)],
+            log_file=self.run_dir / "logs" / "redis.log",
+            port=None,
+        )
+
+    def _replica_spec(self, role: str, index: int) -> ProcessSpec:
+        app, offset = ROLE_APPS[role]
+        port = self._port(offset + index)
+        name = f"{role}-{index}"
+        env = self._replica_env(role, name)
+        return ProcessSpec(
+            name=name,
+            role=role,
+            argv=[
+                sys.executable,
+                "-m",
+                "hypercorn",
+                "--bind",
+                f"{self.config.host}:{port}",
+                # Longer than nginx's upstream keepalive, so nginx never reuses a connection
+                # that the replica is closing at that very moment.
+                "--keep-alive",
+                "75",
+                "--graceful-timeout",
+                "10",
+                # Serve in this process. Hypercorn's default spawns one worker that installs no
+                # SIGTERM handler of its own: stopping the process group killed it mid-response
+                # (a 200 with an empty body, seen in a rolling restart) instead of draining.
+                "--workers",
+                "0",
+                app,
+            ],
+            env=env,
+            log_file=self.run_dir / "logs" / f"{name}.log",
+            port=port,
+            ready_url=f"http://{self.config.host}:{port}/readyz",
+        )
+
+    def _replica_env(self, role: str, name: str) -> dict[str, str]:
+        env = dict(os.environ)
+        # The local stack serves plain HTTP on loopback and says so (see `authscale up`).
+        env.setdefault("AUTHSCALE_COOKIE_SECURE", "false")
+        env.setdefault("AUTHSCALE_CORS_ORIGINS", ",".join(self.config.cors_origins))
+        env.setdefault("AUTHSCALE_TOKEN_ISSUER", f"http://localhost:{self.config.gateway_port}")
+        env.setdefault("AUTHSCALE_TOKEN_AUDIENCE", "authscale")
+        env.update(self.config.env)
+        env["AUTHSCALE_REDIS_URL"] = self.redis_url
+        env["AUTHSCALE_REPLICA_ID"] = name
+        if role == "issuer":
+            env["AUTHSCALE_SIGNING_KEYS_DIR"] = str(self.run_dir / "keys")
+        else:
+            env.pop("AUTHSCALE_SIGNING_KEYS_DIR", None)
+        if role == "token":
+            issuer = self._role_specs("issuer")
+            if not issuer:
+                raise StackError("token replicas need an issuer: start at least one issuer")
+            env["AUTHSCALE_JWKS_URL"] = (
+                f"http://{self.config.host}:{issuer[0].port}/.well-known/jwks.json"
+            )
+        return env
+
+    def _gateway_spec(self) -> ProcessSpec:
+        prefix = self.run_dir / "gateway"
+        return ProcessSpec(
+            name="gateway",
+            role="gateway",
+            argv=[
+                _binary("nginx"),
+                "-p",
+                str(prefix),
+                "-c",
+                str(prefix / "nginx.conf"),
+                "-e",
+                str(self.run_dir / "logs" / "gateway-error.log"),
+                "-g",
+                "daemon off;",
+            ],
+            log_file=self.run_dir / "logs" / "gateway.log",
+            port=None,
+            ready_url=f"{self.gateway_url}/healthz",
+        )
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _check_binaries(self) -> None:
+        for binary, package in (("redis-server", "redis-server"), ("nginx", "nginx-light")):
+            _binary(binary, package)
+
+    def _check_ports(self) -> None:
+        for what, port in (
+            ("gateway", self.config.gateway_port),
+            ("redis", self.config.redis_port),
+        ):
+            if not processes.port_is_free(self.config.host, port):
+                raise StackError(
+                    f"port {port} ({what}) on {self.config.host} is taken; stop what uses it "
+                    f"(is a stack already up? `authscale down`) or choose another with "
+                    f"--{what}-port"
+                )
+
+    def _redis_password(self) -> str:
+        # Kept beside the append-only file: a restarted stack must reopen the same data.
+        path = self.run_dir / "redis" / "password"
+        if not path.exists():
+            path.write_text(secrets.token_hex(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    def _redis_answers(self) -> bool:
+        import redis
+
+        try:
+            client = redis.Redis.from_url(self.redis_url, socket_timeout=1)
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    async def _ensure_demo_user(self) -> None:
+        from authscale.core.settings import PasswordSettings, RedisSettings
+        from authscale.core.storage import RedisStore
+        from authscale.login.passwords import Passwords
+        from authscale.login.users import UserExists, Users
+
+        store = RedisStore(RedisSettings(url=self.redis_url, timeout=5))
+        passwords = Passwords(PasswordSettings(), workers=1)
+        store.open()
+        try:
+            await Users(store, passwords).add(*DEMO_USER)
+        except UserExists:
+            pass
+        finally:
+            passwords.close()
+            await store.close()
+
+    def _write_state(self) -> None:
+        rundir.write_state(
+            self.run_dir,
+            gateway_url=self.gateway_url,
+            redis_url=self.redis_url,
+            processes=[(r.spec.name, r.pid, r.started_ticks) for r in self.running.values()],
+        )
+
+
+def gateway_config(
+    config: StackConfig, run_dir: Path, upstreams: Mapping[str, Sequence[str]]
+) -> gateway.GatewayConfig:
+    """The gateway of a local stack: everything in its run directory, one worker."""
+    return gateway.GatewayConfig(
+        listen=f"{config.host}:{config.gateway_port}",
+        upstreams=upstreams,
+        pid_file=str(run_dir / "gateway" / "nginx.pid"),
+        error_log=str(run_dir / "logs" / "gateway-error.log"),
+        access_log=str(run_dir / "logs" / "gateway-access.log"),
+        temp_dir=str(run_dir / "gateway" / "temp"),
+        login_rate=config.login_rate,
+        login_burst=config.login_burst,
+        worker_processes="1",
+        # nginx started as root hands its workers to an unprivileged user.
+        user="nobody nogroup" if os.geteuid() == 0 else None,
+    )
+
+
+#: Where the stack finds its two servers, unless these variables name other binaries.
+BINARY_OVERRIDES = {"nginx": "AUTHSCALE_NGINX_BIN", "redis-server": "AUTHSCALE_REDIS_SERVER_BIN"}
+
+
+def _binary(name: str, package: str | None = None) -> str:
+    variable = BINARY_OVERRIDES.get(name)
+    override = os.environ.get(variable) if variable else None
+    if override:
+        if not os.access(override, os.X_OK):
+            raise StackError(f"{variable}={override} is not an executable file")
+        return override
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if found is None:
+        raise StackError(
+            f"{name} is not installed; install it with: sudo apt-get install -y {package or name}"
+            " (or run `make up`, which installs what is missing)"
+        )
+    return found

@@ -1,0 +1,177 @@
+"""``authscale up`` and ``authscale down``: run the local stack in the foreground or detached."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from authscale.lab.stack import local as stack
+from authscale.lab.stack import rundir
+from authscale.lab.stack.local import LocalStack, StackConfig
+from authscale.lab.stack.processes import StackError
+
+
+def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    up = commands.add_parser("up", help="start the local stack (redis, replicas, gateway)")
+    up.add_argument("--replicas", type=int, default=2, help="replicas per variant (default 2)")
+    up.add_argument("--session-replicas", type=int, help="override --replicas for session")
+    up.add_argument("--token-replicas", type=int, help="override --replicas for token")
+    up.add_argument("--issuer-replicas", type=int, default=1, help="issuer replicas (default 1)")
+    up.add_argument("--gateway-port", type=int, default=8080)
+    up.add_argument("--redis-port", type=int, default=6390)
+    up.add_argument(
+        "--base-port",
+        type=int,
+        default=8100,
+        help="replica ports count up from it (default 8100; 0 picks free ports)",
+    )
+    up.add_argument("--login-rate", default="10r/s", help="nginx limit on logins per client")
+    up.add_argument("--login-burst", type=int, default=20)
+    up.add_argument("--no-demo-user", action="store_true", help="do not create admin/password123")
+    up.add_argument("--detach", action="store_true", help="start, then return; stop with down")
+    _run_dir_option(up)
+    up.set_defaults(run=_up)
+
+    down = commands.add_parser("down", help="stop a detached local stack")
+    _run_dir_option(down)
+    down.set_defaults(run=_down)
+
+
+def _run_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path(os.environ.get("AUTHSCALE_RUN_DIR", stack.DEFAULT_RUN_DIR)),
+        help="logs, Redis data and state (default .authscale, or AUTHSCALE_RUN_DIR)",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> StackConfig:
+    if args.replicas < 1:
+        raise StackError(f"--replicas must be at least 1, got {args.replicas}")
+    replicas = {"session": args.session_replicas or args.replicas}
+    if "token" in stack.available_roles():
+        replicas["token"] = args.token_replicas or args.replicas
+        replicas["issuer"] = args.issuer_replicas
+    return StackConfig(
+        run_dir=args.run_dir,
+        replicas=replicas,
+        gateway_port=args.gateway_port,
+        redis_port=args.redis_port,
+        base_port=args.base_port or None,
+        login_rate=args.login_rate,
+        login_burst=args.login_burst,
+        demo_user=not args.no_demo_user,
+    )
+
+
+def _up(args: argparse.Namespace) -> int:
+    if rundir.alive_recorded(args.run_dir):
+        print(
+            f"authscale up: a stack is already running from {args.run_dir.resolve()}; "
+            "stop it first with: authscale down",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        config = config_from_args(args)
+        local = LocalStack(config, die_with_parent=not args.detach)
+        print(f"starting the local stack in {local.run_dir} ...", flush=True)
+        local.start()
+    except StackError as error:
+        print(f"authscale up: {error}", file=sys.stderr)
+        return 1
+    print(summary(local))
+    if args.detach:
+        print("detached; stop it with: authscale down")
+        return 0
+    print("press Ctrl-C to stop", flush=True)
+    _serve_until_signalled(local)
+    return 0
+
+
+def _serve_until_signalled(local: LocalStack) -> None:
+    stopping: list[int] = []
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    reported: set[str] = set()
+    try:
+        while not stopping:
+            for name, running in local.running.items():
+                if running.process.poll() is not None and name not in reported:
+                    reported.add(name)
+                    print(
+                        f"warning: {name} exited with status {running.process.returncode}; "
+                        f"see {running.spec.log_file}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            time.sleep(0.5)
+    finally:
+        print("\nstopping the local stack ...", flush=True)
+        local.stop()
+        print("stopped")
+
+
+def _down(args: argparse.Namespace) -> int:
+    if rundir.read_state(args.run_dir) is None:
+        print(f"no local stack recorded in {args.run_dir.resolve()}; nothing to stop")
+        return 0
+    stopped = rundir.stop_recorded(args.run_dir)
+    print(f"stopped {stopped} process(es)")
+    return 0
+
+
+def summary(local: LocalStack) -> str:
+    gateway = f"http://localhost:{local.config.gateway_port}"
+    logs = local.run_dir / "logs"
+    lines = [
+        "",
+        "authscale local stack is up",
+        f"  gateway   {gateway}",
+    ]
+    for role in ("session", "token", "issuer"):
+        urls = local.replica_urls(role)
+        if urls:
+            lines.append(f"  {role:<9} {len(urls)} replica(s): {', '.join(urls)}")
+    lines += [
+        f"  redis     {local.config.host}:{local.config.redis_port} (append-only file, password "
+        f"in {local.run_dir / 'redis' / 'password'})",
+        f"  logs      {logs}/",
+        "",
+        "Plain HTTP on loopback: cookies are sent without the Secure attribute here. A deployment",
+        "behind TLS keeps Secure (AUTHSCALE_COOKIE_SECURE defaults to true).",
+    ]
+    if local.config.demo_user:
+        lines.append("Demo user admin / password123 exists (development only: --no-demo-user).")
+    login = '{"username":"admin","password":"password123"}'
+    jar = local.run_dir / "cookies.txt"
+    lines += [
+        "",
+        "Session variant:",
+        f"  curl -si -c {jar} -H 'Content-Type: application/json' -d '{login}' "
+        f"{gateway}/session/login",
+        f"  curl -s -b {jar} {gateway}/session/dashboard",
+        f'  curl -s -b {jar} -X POST -H "X-CSRF-Token: $(curl -s -b {jar} {gateway}/session/me '
+        f'| python3 -c \'import json,sys; print(json.load(sys.stdin)["csrf_token"])\')" '
+        f"{gateway}/session/logout",
+    ]
+    if local.replica_urls("token"):
+        lines += [
+            "",
+            "Token variant:",
+            f"  TOKEN=$(curl -s -H 'Content-Type: application/json' -d '{login}' "
+            f"{gateway}/token/login | python3 -c 'import json,sys; print(json.load(sys.stdin)"
+            '["token"])\')',
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {gateway}/token/dashboard',
+        ]
+    return "\n".join(lines)

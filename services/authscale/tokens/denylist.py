@@ -1,0 +1,30 @@
+"""Denylist mode: revoked refresh families whose access tokens every token replica refuses.
+
+Revoking a family (logout, logout-all, a password change, refresh-token reuse) always writes a
+marker that lives as long as the family's last access token can (access lifetime + leeway); see
+:mod:`authscale.tokens.refresh`. Only replicas started with ``AUTHSCALE_TOKEN_DENYLIST=true`` read
+it, with
+one ``EXISTS`` per request. That makes the stateless variant stateful again, and so it fails
+closed: with Redis unreachable a request is answered 503, never let through unchecked.
+"""
+
+from __future__ import annotations
+
+from authscale.core.storage import RedisStore
+
+PREFIX = "denied-family:"
+
+
+def denied_family_key(family: str) -> str:
+    return PREFIX + family
+
+
+class Denylist:
+    def __init__(self, redis: RedisStore) -> None:
+        self._redis = redis
+
+    async def is_denied(self, family: str) -> bool:
+        """Raises :class:`~authscale.core.errors.DependencyUnavailable` (503) when Redis cannot
+        say."""
+        # The per-request hot path: concurrent checks share one pipeline (see RedisStore.command).
+        return bool(await self._redis.command("denylist", "EXISTS", denied_family_key(family)))

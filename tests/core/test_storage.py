@@ -1,0 +1,79 @@
+"""RedisStore against a real redis-server: shared pipelines, bounded waits, 503 on outage."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from authscale.core.errors import DependencyUnavailable
+from authscale.core.settings import RedisSettings
+from authscale.core.storage import RedisStore
+from authscale.lab.stack.processes import free_port
+
+
+async def test_commands_of_one_turn_share_a_pipeline_and_keep_their_own_answers(
+    redis_url: str,
+) -> None:
+    store = RedisStore(RedisSettings(url=redis_url, timeout=2))
+    store.open()
+    try:
+        async with store.reaching("setup") as redis:
+            await redis.mset({f"key:{n}": f"value:{n}" for n in range(50)})
+        answers = await asyncio.gather(
+            *(store.command("test_get", "GETEX", f"key:{n}", "PX", 60_000) for n in range(50)),
+            store.command("test_get", "GETEX", "missing", "PX", 60_000),
+        )
+        assert answers == [f"value:{n}" for n in range(50)] + [None]
+        async with store.reaching("check") as redis:
+            assert 0 < await redis.pttl("key:7") <= 60_000
+    finally:
+        await store.close()
+
+
+async def test_a_failing_command_fails_only_as_a_redis_error(redis_url: str) -> None:
+    store = RedisStore(RedisSettings(url=redis_url, timeout=2))
+    store.open()
+    try:
+        with pytest.raises(Exception, match=r"wrong number of arguments|unknown command"):
+            await store.command("test_bad", "GETEX")
+        # The pipeline machinery is still usable after a refused command.
+        assert await store.command("test_get", "GET", "absent") is None
+    finally:
+        await store.close()
+
+
+async def test_unreachable_redis_is_a_503_within_the_timeout() -> None:
+    port = free_port()
+    store = RedisStore(RedisSettings(url=f"redis://:pw@127.0.0.1:{port}/0", timeout=0.5))
+    store.open()
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(
+                *(store.command("test_get", "GET", "k") for _ in range(5)),
+                return_exceptions=True,
+            ),
+            timeout=10,  # generous: proves it does not hang, says nothing of speed
+        )
+        assert all(isinstance(result, DependencyUnavailable) for result in results)
+    finally:
+        await store.close()
+
+
+async def test_a_bad_command_in_a_shared_pipeline_fails_only_its_own_waiter(
+    redis_url: str,
+) -> None:
+    store = RedisStore(RedisSettings(url=redis_url, timeout=2))
+    store.open()
+    try:
+        async with store.reaching("setup") as redis:
+            await redis.set("good", "value")
+        good, bad = await asyncio.gather(
+            store.command("test_get", "GET", "good"),
+            store.command("test_bad", "GETEX"),
+            return_exceptions=True,
+        )
+        assert good == "value"
+        assert isinstance(bad, Exception) and not isinstance(bad, DependencyUnavailable)
+    finally:
+        await store.close()

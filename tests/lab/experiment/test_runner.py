@@ -1,0 +1,102 @@
+"""``authscale experiment``: one tiny cell on a real local stack, and clear refusals."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from authscale.cli import main
+from authscale.lab.experiment import runner as experiment
+from authscale.lab.stack.processes import StackError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
+    config = experiment.ExperimentConfig(
+        variants=("session",),
+        replicas=(1,),
+        users=2,
+        warm_up=1,
+        seconds=2,
+        results_dir=tmp_path,
+        env={"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"},
+    )
+    lines: list[str] = []
+    out = experiment.run_experiment(config, lines.append)
+    assert lines[0].startswith("cell 1/1: session x1")
+    assert "elapsed" in lines[0] and "left" in lines[0]
+    for name in (
+        "report.md",
+        "summary.csv",
+        "summary.json",
+        "rps_vs_replicas.png",
+        "p95_vs_replicas.png",
+        "cpu_per_request.png",
+    ):
+        assert (out / name).is_file(), name
+    raw = out / "raw" / "session-1"
+    assert (raw / "locust_stats.csv").is_file() and (raw / "cpu_timeline.csv").is_file()
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert summary[1].startswith("session,1,2,")
+    assert ",0," in summary[1]  # no failures
+    report = (out / "report.md").read_text()
+    assert "| session | 1 |" in report
+    # The cell's stack left its logs, and took its Redis data and password with it.
+    stack = out / "stacks" / "session-1"
+    assert (stack / "logs" / "session-1.log").is_file()
+    assert not (stack / "redis").exists() and not (stack / "keys").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--variants", "session,cookies"], "unknown variant cookies; variants are session"),
+        (["--variants", "session", "--replicas", "1,0"], "replica counts must be 1 or more"),
+        (
+            ["--variants", "session", "--backend", "podman"],
+            "unknown backend podman; backends are local, compose",
+        ),
+        (
+            ["--variants", "session", "--locustfile", "/nonexistent/locustfile.py"],
+            "no locustfile at /nonexistent/locustfile.py",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_error(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["experiment", *argv, "--results-dir", str(tmp_path)]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_a_stack_that_never_gets_ready_names_its_log(tmp_path: Path) -> None:
+    config = experiment.ExperimentConfig(
+        variants=("session",),
+        replicas=(1,),
+        users=1,
+        seconds=1,
+        results_dir=tmp_path,
+        env={"AUTHSCALE_REDIS_TIMEOUT": "not-a-number"},
+        ready_timeout=20,
+    )
+    with pytest.raises(StackError, match=r"session x1: the stack never got ready.*session-1\.log"):
+        experiment.run_experiment(config, lambda line: None)
+
+
+def test_a_python_without_locust_is_told_how_to_install_it() -> None:
+    # The system's Python has no Locust: the check runs there, on this checkout's source.
+    code = (
+        "import sys; sys.path.insert(0, 'services')\n"
+        "from authscale.lab import load\n"
+        "try:\n    load.check_installed(load.DEFAULT_LOCUSTFILE)\n"
+        "except Exception as error:\n    print(error)\n"
+    )
+    done = subprocess.run(
+        ["/usr/bin/python3", "-c", code], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert "Locust is not installed" in done.stdout, done.stdout + done.stderr
+    assert "pip install -e '.[loadtest]'" in done.stdout

@@ -1,0 +1,245 @@
+"""The nginx gateway: rendering, and the session variant through it with two replicas."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from authscale import cli
+from authscale.lab.stack.gateway import (
+    RENDERED_COPIES,
+    GatewayConfig,
+    compose_config,
+    kubernetes_config,
+    render,
+)
+from authscale.lab.stack.local import LocalStack
+from tests.conftest import PASSWORD, SessionAuth, add_user, json_of, stack_config
+
+
+def config(tmp_path: Path, **overrides: object) -> GatewayConfig:
+    values: dict[str, object] = {
+        "listen": "127.0.0.1:8080",
+        "upstreams": {"session": ["127.0.0.1:8101", "127.0.0.1:8102"]},
+        "pid_file": str(tmp_path / "nginx.pid"),
+        "error_log": str(tmp_path / "error.log"),
+        "access_log": str(tmp_path / "access.log"),
+        "temp_dir": str(tmp_path / "temp"),
+    }
+    values.update(overrides)
+    return GatewayConfig(**values)  # type: ignore[arg-type]
+
+
+def test_rendered_config_is_valid_nginx(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    (tmp_path / "temp").mkdir()
+    path = tmp_path / "nginx.conf"
+    path.write_text(render(config(tmp_path, real_ip_from=["10.0.0.0/8"])))
+    result = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(path), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_replica_is_listed_and_an_empty_role_is_marked_down(tmp_path: Path) -> None:
+    text = render(config(tmp_path))
+    assert "server 127.0.0.1:8101 max_fails=2 fail_timeout=5s;" in text
+    assert "server 127.0.0.1:8102 max_fails=2 fail_timeout=5s;" in text
+    token_block = text.split("upstream token {")[1].split("}")[0]
+    assert "down;" in token_block
+
+
+def test_trusted_load_balancers_set_the_real_client_address(tmp_path: Path) -> None:
+    text = render(config(tmp_path, real_ip_from=["10.0.0.0/8"]))
+    assert "set_real_ip_from 10.0.0.0/8;" in text
+    assert "set_real_ip_from" not in render(config(tmp_path))
+
+
+def test_unknown_placeholder_and_bad_values_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no value"):
+        render(config(tmp_path), template="listen {{ nope }};")
+    with pytest.raises(ValueError, match="login rate"):
+        config(tmp_path, login_rate="fast")
+    with pytest.raises(ValueError, match="unknown gateway roles"):
+        config(tmp_path, upstreams={"admin": ["127.0.0.1:1"]})
+
+
+def test_a_session_made_on_one_replica_is_honoured_on_the_other(auth: SessionAuth) -> None:
+    assert auth.login().status_code == 200
+    replicas = set()
+    for _ in range(6):
+        response = auth.client.get("/session/dashboard")
+        assert response.status_code == 200
+        assert json_of(response) == {"message": f"Welcome, {auth.username}"}
+        replicas.add(response.headers["X-Replica"])
+    assert replicas == {"session-1", "session-2"}
+
+
+def test_logout_on_one_replica_is_401_on_every_replica(
+    auth: SessionAuth, stack: LocalStack
+) -> None:
+    auth.login()
+    cookie = auth.client.cookies["authscale_session"]
+    assert auth.logout().status_code == 200
+    for url in stack.replica_urls("session"):
+        response = httpx.get(
+            f"{url}/session/dashboard", headers={"Cookie": f"authscale_session={cookie}"}
+        )
+        assert response.status_code == 401, url
+    replayed = httpx.get(
+        f"{stack.gateway_url}/session/dashboard",
+        headers={"Cookie": f"authscale_session={cookie}"},
+    )
+    assert replayed.status_code == 401
+
+
+def test_logout_all_ends_sessions_made_on_other_replicas(
+    auth: SessionAuth, stack: LocalStack
+) -> None:
+    username = add_user(stack.redis_url)
+    phones = []
+    for _ in range(3):
+        client = httpx.Client(base_url=stack.gateway_url)
+        login = client.post("/session/login", json={"username": username, "password": PASSWORD})
+        assert login.status_code == 200
+        phones.append(client)
+    auth.login(username)
+    response = auth.logout("/session/logout-all")
+    assert json_of(response)["sessions_ended"] == 4
+    for client in phones:
+        assert client.get("/session/dashboard").status_code == 401
+        client.close()
+
+
+def test_gateway_errors_are_json(gateway: httpx.Client) -> None:
+    cases = [
+        (gateway.get("/nowhere"), 404),
+        (gateway.get("/metrics"), 404),
+        (gateway.get("/readyz"), 404),
+        (
+            gateway.post(
+                "/session/login",
+                content=b"x" * 20_000,
+                headers={"Content-Type": "application/json"},
+            ),
+            413,
+        ),
+        (gateway.get("/session/dashboard", headers={"Cookie": "a=" + "b" * 65_536}), 431),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        assert "message" in json_of(response)
+    assert json_of(gateway.get("/healthz")) == {"status": "alive", "role": "gateway"}
+
+
+def test_gateway_passes_request_id_and_replica(gateway: httpx.Client) -> None:
+    response = gateway.get("/session/ping")
+    assert response.status_code == 200
+    assert len(response.headers["X-Request-ID"]) == 32
+    assert response.headers["X-Replica"].startswith("session-")
+
+
+def test_browser_client_from_the_dev_server_origin(gateway: httpx.Client) -> None:
+    preflight = gateway.options(
+        "/session/login",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+    )
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    assert preflight.headers["Access-Control-Allow-Credentials"] == "true"
+    other = gateway.get("/session/ping", headers={"Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+@pytest.fixture(scope="module")
+def limited_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    run_dir = tmp_path_factory.mktemp("limited")
+    local = LocalStack(stack_config(run_dir, replicas=1, login_rate="1r/s", login_burst=3))
+    local.start()
+    yield local
+    local.stop()
+
+
+def test_login_bursts_are_rate_limited_with_json_429(limited_stack: LocalStack) -> None:
+    statuses = []
+    with httpx.Client(base_url=limited_stack.gateway_url) as client:
+        for _ in range(12):
+            response = client.post("/session/login", json={"username": "x", "password": "y"})
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert response.headers["Retry-After"] == "1"
+                assert json_of(response) == {"message": "Too many requests"}
+        # Reads are not limited.
+        assert all(client.get("/session/ping").status_code == 200 for _ in range(10))
+    assert 429 in statuses
+    assert set(statuses) <= {401, 429}
+
+
+# -- the presets and their committed copies (authscale gateway render) -------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("target", sorted(RENDERED_COPIES))
+def test_committed_renders_match_the_template(target: str, tmp_path: Path) -> None:
+    output = tmp_path / "nginx.conf"
+    assert cli.main(["gateway", "render", "--target", target, "--output", str(output)]) == 0
+    committed = RENDERED_COPIES[target]
+    assert (ROOT / committed).read_text() == output.read_text(), (
+        f"{committed} drifted from gateway/nginx.conf.template; render it again: "
+        f"authscale gateway render --target {target} --output {committed}"
+    )
+
+
+def test_render_prints_the_local_stack_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["gateway", "render", "--target", "local"]) == 0
+    text = capsys.readouterr().out
+    assert "listen 127.0.0.1:8080;" in text
+    assert "server 127.0.0.1:8101 max_fails=2" in text
+
+
+def test_compose_config_is_valid_nginx_with_the_names_resolved(tmp_path: Path) -> None:
+    # Docker's DNS is not here: point the service names at loopback so nginx -t can resolve them.
+    text = render(compose_config())
+    for role in ("session", "token", "issuer"):
+        text = text.replace(f"server {role}:8000", "server 127.0.0.1:8000")
+    text = text.replace("/tmp", str(tmp_path))
+    path = tmp_path / "nginx.conf"
+    path.write_text(text)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    result = subprocess.run(
+        [nginx, "-t", "-c", str(path), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_kubernetes_config_follows_pods_through_dns() -> None:
+    text = render(kubernetes_config(namespace="auth", cluster_domain="example.internal"))
+    assert "resolver kube-dns.kube-system.svc.example.internal valid=5s ipv6=off;" in text
+    for role in ("session", "token", "issuer"):
+        assert f"zone {role} 256k;" in text
+        assert f"server {role}.auth.svc.example.internal:8000 resolve max_fails=2" in text
+    assert "keepalive 32;" in text
+    assert "Strict-Transport-Security" not in text
+
+
+def test_kubernetes_production_trusts_only_the_given_balancers() -> None:
+    text = render(kubernetes_config(production=True, real_ip_from=["10.2.0.0/16"]))
+    assert "set_real_ip_from 10.2.0.0/16;" in text
+    assert "set_real_ip_from 10.0.0.0/8;" not in text
+    assert "proxy_set_header X-Forwarded-Proto https;" in text
+    assert 'Strict-Transport-Security "max-age=63072000; includeSubDomains" always;' in text

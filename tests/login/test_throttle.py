@@ -1,0 +1,94 @@
+"""Per-account throttling of failed logins: an attacker slows down, the real user gets in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from quart import Quart
+from quart.typing import TestClientProtocol as Client
+
+from authscale.session.app import create_app
+from tests.conftest import PASSWORD, add_user, create_user, make_settings
+
+BUDGET = 3
+
+
+@pytest.fixture
+async def app(redis_url: str) -> AsyncIterator[Quart]:
+    application = create_app(
+        make_settings(redis_url, AUTHSCALE_LOGIN_FAILURES_PER_WINDOW=str(BUDGET))
+    )
+    async with application.test_app():
+        yield application
+
+
+@pytest.fixture
+def username(redis_url: str) -> str:
+    return add_user(redis_url)
+
+
+async def attempt(client: Client, username: str, password: str) -> int:
+    response = await client.post(
+        "/session/login", json={"username": username, "password": password}
+    )
+    if response.status_code == 429:
+        assert int(response.headers["Retry-After"]) > 0
+        assert "Too many failed logins" in (await response.get_json())["message"]
+    return response.status_code
+
+
+def device_cookie(client: Client) -> str:
+    assert client.cookie_jar is not None
+    return next(c.value for c in client.cookie_jar if c.name == "authscale_device")
+
+
+async def test_stuffing_one_account_is_throttled_from_any_client(app: Quart, username: str) -> None:
+    statuses = [await attempt(app.test_client(), username, f"guess-{n}") for n in range(6)]
+    assert statuses == [401] * BUDGET + [429] * 3
+    # Even the right password from a client the account has never seen waits now.
+    assert await attempt(app.test_client(), username, PASSWORD) == 429
+
+
+async def test_the_real_user_on_a_known_device_is_never_locked_out(
+    app: Quart, username: str
+) -> None:
+    owner = app.test_client()
+    assert await attempt(owner, username, PASSWORD) == 200
+    for n in range(BUDGET + 2):
+        await attempt(app.test_client(), username, f"guess-{n}")
+    assert await attempt(owner, username, PASSWORD) == 200
+
+
+async def test_a_known_device_has_a_budget_of_its_own(app: Quart, username: str) -> None:
+    owner = app.test_client()
+    assert await attempt(owner, username, PASSWORD) == 200
+    statuses = [await attempt(owner, username, "typo") for _ in range(BUDGET + 1)]
+    assert statuses == [401] * BUDGET + [429]
+    assert await attempt(app.test_client(), username, PASSWORD) == 200
+
+
+async def test_unknown_accounts_are_throttled_alike(app: Quart) -> None:
+    statuses = [await attempt(app.test_client(), "ghost", f"guess-{n}") for n in range(5)]
+    assert statuses == [401] * BUDGET + [429] * 2
+
+
+@pytest.mark.parametrize("forged", ["A" * 43, "not-a-device", ""])
+async def test_forged_device_cookies_earn_no_budget(app: Quart, username: str, forged: str) -> None:
+    for n in range(BUDGET):
+        await attempt(app.test_client(), username, f"guess-{n}")
+    attacker = app.test_client()
+    attacker.set_cookie("localhost", "authscale_device", forged)
+    assert await attempt(attacker, username, PASSWORD) == 429
+
+
+async def test_a_device_of_another_account_earns_no_budget(
+    app: Quart, username: str, redis_url: str
+) -> None:
+    attacker = app.test_client()
+    own_account = await create_user(redis_url)
+    assert await attempt(attacker, own_account, PASSWORD) == 200
+    assert device_cookie(attacker)
+    for n in range(BUDGET):
+        await attempt(app.test_client(), username, f"guess-{n}")
+    assert await attempt(attacker, username, PASSWORD) == 429

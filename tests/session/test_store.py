@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from authscale.core.settings import RedisSettings, SessionSettings
+from authscale.core.storage import RedisStore
+from authscale.session.store import SESSION_ID_PATTERN, Sessions, index_key, session_key
+from tests.conftest import RedisServer
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+    redis = RedisStore(RedisSettings(url=redis_url))
+    redis.open()
+    yield redis
+    await redis.close()
+
+
+def sessions(store: RedisStore, idle: float = 60, absolute: float = 600) -> Sessions:
+    return Sessions(store, SessionSettings(idle_timeout=idle, absolute_timeout=absolute))
+
+
+async def test_session_ids_are_256_bit_and_never_stored_in_redis(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    session = await sessions(store).create("alice")
+    assert SESSION_ID_PATTERN.fullmatch(session.id)
+    client = redis_server.client()
+    dump = [(key, client.dump(key)) for key in client.keys("*")]
+    assert session_key(session.id) in {key for key, _ in dump}
+    assert all(
+        session.id not in key and session.id.encode() not in (value or b"") for key, value in dump
+    )
+
+
+async def test_get_returns_the_session_and_slides_idle_expiry(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    store_sessions = sessions(store, idle=5)
+    session = await store_sessions.create("alice")
+    redis_server.client().pexpire(session_key(session.id), 1000)
+    found = await store_sessions.get(session.id)
+    assert found is not None and found.username == "alice"
+    assert found.csrf_token == session.csrf_token
+    assert redis_server.client().pttl(session_key(session.id)) > 4000
+
+
+async def test_idle_session_expires(store: RedisStore) -> None:
+    store_sessions = sessions(store, idle=0.3)
+    session = await store_sessions.create("alice")
+    await asyncio.sleep(0.6)
+    assert await store_sessions.get(session.id) is None
+
+
+async def test_absolute_timeout_ends_a_busy_session(store: RedisStore) -> None:
+    store_sessions = sessions(store, idle=0.4, absolute=1.0)
+    session = await store_sessions.create("alice")
+    for _ in range(6):  # kept busy: every read slides the idle expiry
+        await asyncio.sleep(0.2)
+        if await store_sessions.get(session.id) is None:
+            break
+    assert await store_sessions.get(session.id) is None
+
+
+@pytest.mark.parametrize("forged", ["", "x", "a" * 42, "a" * 44, "../../etc", "é" * 43])
+async def test_malformed_ids_are_unknown_without_a_lookup(store: RedisStore, forged: str) -> None:
+    assert await sessions(store).get(forged) is None
+
+
+async def test_end_and_end_all(store: RedisStore, redis_server: RedisServer) -> None:
+    store_sessions = sessions(store)
+    first = await store_sessions.create("alice")
+    second = await store_sessions.create("alice")
+    other = await store_sessions.create("bob")
+    await store_sessions.end(first)
+    assert await store_sessions.get(first.id) is None
+    assert await store_sessions.get(second.id) is not None
+    assert await store_sessions.end_all("alice") == 1
+    assert await store_sessions.get(second.id) is None
+    assert await store_sessions.get(other.id) is not None
+    assert not redis_server.client().exists(index_key("alice"))
+
+
+async def test_index_drops_sessions_that_expired_on_their_own(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    store_sessions = sessions(store, idle=0.2)
+    for _ in range(3):
+        await store_sessions.create("alice")
+    await asyncio.sleep(0.4)
+    await sessions(store).create("alice")
+    assert redis_server.client().scard(index_key("alice")) == 1

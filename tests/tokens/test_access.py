@@ -1,0 +1,110 @@
+"""Signing and verifying access tokens (the attacker's cases are in test_token.py)."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from authscale.tokens.access import (
+    MAX_TOKEN_LENGTH,
+    AccessTokenSigner,
+    AccessTokenVerifier,
+    InvalidToken,
+    SigningKey,
+)
+from authscale.tokens.keys.jwk import generate_private_key
+from authscale.tokens.settings import AccessTokenSettings
+
+PRIVATE = generate_private_key()
+KEY = SigningKey("kid-1", PRIVATE)
+SETTINGS = AccessTokenSettings(lifetime=600, leeway=10)
+
+
+class Keys:
+    def __init__(self, **keys: rsa.RSAPublicKey) -> None:
+        self.keys = keys
+        self.refetched: list[str] = []
+
+    def get(self, kid: str) -> rsa.RSAPublicKey | None:
+        return self.keys.get(kid.replace("-", "_"))
+
+    async def refetch(self, kid: str) -> rsa.RSAPublicKey | None:
+        self.refetched.append(kid)
+        return self.get(kid)
+
+
+def verifier(**keys: rsa.RSAPublicKey) -> AccessTokenVerifier:
+    return AccessTokenVerifier(SETTINGS, Keys(**keys))
+
+
+async def test_a_signed_token_verifies_with_the_public_key_alone():
+    token, issued = AccessTokenSigner(SETTINGS).sign(KEY, "alice", "fam-1")
+    claims = await verifier(kid_1=PRIVATE.public_key()).verify(token)
+    assert claims == issued
+    assert claims.subject == "alice" and claims.family == "fam-1" and claims.csrf is None
+    assert claims.expires_at - claims.issued_at == 600
+
+
+async def test_the_token_says_what_it_is():
+    token, _ = AccessTokenSigner(SETTINGS).sign(KEY, "alice", "fam-1", csrf="c" * 43)
+    header = jwt.get_unverified_header(token)
+    assert header == {"alg": "RS256", "kid": "kid-1", "typ": "at+jwt"}
+    payload = jwt.decode(token, options={"verify_signature": False})
+    assert set(payload) == {"iss", "aud", "sub", "iat", "exp", "jti", "sid", "csrf"}
+    assert payload["iss"] == "urn:authscale:issuer" and payload["aud"] == "urn:authscale:token"
+    assert len(payload["jti"]) >= 22
+
+
+async def test_tokens_differ_even_for_the_same_user_and_second():
+    signer = AccessTokenSigner(SETTINGS)
+    assert signer.sign(KEY, "alice", "f")[0] != signer.sign(KEY, "alice", "f")[0]
+
+
+async def test_a_token_just_past_exp_passes_within_the_leeway_only():
+    now = int(time.time())
+    payload = {
+        "iss": SETTINGS.issuer,
+        "aud": SETTINGS.audience,
+        "sub": "alice",
+        "iat": now - 700,
+        "exp": now - 5,
+        "jti": "j",
+        "sid": "f",
+    }
+    headers = {"kid": "kid-1", "typ": "at+jwt"}
+    recent = jwt.encode(payload, PRIVATE, algorithm="RS256", headers=headers)
+    assert (await verifier(kid_1=PRIVATE.public_key()).verify(recent)).subject == "alice"
+    old = jwt.encode({**payload, "exp": now - 11}, PRIVATE, algorithm="RS256", headers=headers)
+    with pytest.raises(InvalidToken) as refused:
+        await verifier(kid_1=PRIVATE.public_key()).verify(old)
+    assert refused.value.reason == "expired"
+
+
+async def test_an_unknown_kid_asks_the_key_set_to_look_again():
+    token, _ = AccessTokenSigner(SETTINGS).sign(KEY, "alice", "f")
+    keys = Keys()
+    with pytest.raises(InvalidToken) as refused:
+        await AccessTokenVerifier(SETTINGS, keys).verify(token)
+    assert refused.value.reason == "unknown_kid"
+    assert keys.refetched == ["kid-1"]
+
+
+async def test_an_overlong_token_is_refused_before_any_parsing():
+    keys = Keys()
+    with pytest.raises(InvalidToken) as refused:
+        await AccessTokenVerifier(SETTINGS, keys).verify("a" * (MAX_TOKEN_LENGTH + 1))
+    assert refused.value.reason == "too_long"
+    assert keys.refetched == []
+
+
+def test_the_challenge_follows_rfc_6750():
+    assert InvalidToken("x").headers() == {
+        "WWW-Authenticate": 'Bearer realm="authscale", error="invalid_token"'
+    }
+    assert InvalidToken("x", error=None).headers() == {
+        "WWW-Authenticate": 'Bearer realm="authscale"'
+    }
+    assert InvalidToken("x").status == 401

@@ -1,0 +1,138 @@
+"""Refresh families in a real Redis: rotation, lifetimes, reuse, revocation and its denylist."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from authscale.core.errors import DependencyUnavailable
+from authscale.core.settings import RedisSettings
+from authscale.core.storage import RedisStore
+from authscale.tokens.denylist import Denylist, denied_family_key
+from authscale.tokens.refresh import RefreshRefused, RefreshTokens, family_key, user_index_key
+from authscale.tokens.settings import RefreshSettings
+
+ACCESS_RETENTION = 910.0
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[RedisStore]:
+    store = RedisStore(RedisSettings(redis_url))
+    store.open()
+    yield store
+    await store.close()
+
+
+def tokens(store: RedisStore, **settings: float) -> RefreshTokens:
+    return RefreshTokens(store, RefreshSettings(**settings), ACCESS_RETENTION)  # type: ignore[arg-type]
+
+
+async def refused(refreshing: RefreshTokens, token: str, **kwargs: str) -> str:
+    with pytest.raises(RefreshRefused) as error:
+        await refreshing.rotate(token, **kwargs)
+    return error.value.outcome
+
+
+async def test_redis_holds_only_hashes_of_refresh_tokens(store, redis_server):
+    issued = await tokens(store).start("alice")
+    with redis_server.client() as client:
+        dump = " ".join(
+            client.keys("*") + [str(client.hgetall(k)) for k in client.keys("refresh-family:*")]
+        )
+    assert issued.token not in dump
+    assert issued.expires_in == 24 * 60 * 60
+
+
+async def test_each_rotation_hands_over_to_the_next_token(store):
+    refreshing = tokens(store, grace_period=0)
+    first = await refreshing.start("alice")
+    second = await refreshing.rotate(first.token)
+    third = await refreshing.rotate(second.token)
+    assert first.family == second.family == third.family
+    assert len({first.token, second.token, third.token}) == 3
+    assert await refused(refreshing, second.token) == "reused"
+    assert await refused(refreshing, third.token) == "revoked"
+
+
+async def test_a_token_unused_for_its_lifetime_expires_without_revoking(store):
+    refreshing = tokens(store, token_lifetime=0.3, family_lifetime=60)
+    first = await refreshing.start("alice")
+    await asyncio.sleep(0.4)
+    assert await refused(refreshing, first.token) == "expired"
+
+
+async def test_a_family_ends_at_its_absolute_lifetime_however_often_it_rotates(store):
+    refreshing = tokens(store, token_lifetime=0.6, family_lifetime=0.6, grace_period=0)
+    current = await refreshing.start("alice")
+    current = await refreshing.rotate(current.token)
+    assert current.expires_in <= 1
+    await asyncio.sleep(0.7)
+    assert await refused(refreshing, current.token) in {"expired", "unknown"}
+
+
+async def test_unknown_and_malformed_tokens_are_refused(store):
+    refreshing = tokens(store)
+    assert await refused(refreshing, "x" * 43) == "unknown"
+    assert await refused(refreshing, "short") == "malformed"
+    assert await refused(refreshing, "x" * 42 + "!") == "malformed"
+
+
+async def test_a_cookie_family_rotates_only_with_its_csrf_value(store):
+    refreshing = tokens(store)
+    first = await refreshing.start("alice", csrf="c" * 43)
+    assert await refused(refreshing, first.token, csrf="d" * 43) == "csrf"
+    second = await refreshing.rotate(first.token, csrf="c" * 43)
+    body_family = await refreshing.start("alice")
+    assert await refused(refreshing, body_family.token, csrf="c" * 43) == "csrf"
+    assert second.family == first.family
+
+
+async def test_revoking_marks_the_family_for_the_denylist(store, redis_server):
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice")
+    denylist = Denylist(store)
+    assert not await denylist.is_denied(issued.family)
+    assert await refreshing.revoke_token(issued.token)
+    assert not await refreshing.revoke_token(issued.token)  # once only
+    assert await denylist.is_denied(issued.family)
+    with redis_server.client() as client:
+        ttl = client.pttl(denied_family_key(issued.family))
+    # The marker outlives the family's last access token, and no longer.
+    assert ACCESS_RETENTION * 1000 - 5000 < ttl <= ACCESS_RETENTION * 1000
+
+
+async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redis_server):
+    refreshing = tokens(store)
+    alice = [await refreshing.start("alice") for _ in range(3)]
+    bob = await refreshing.start("bob")
+    await refreshing.revoke_family(alice[0].family)
+    assert await refreshing.revoke_user("alice") == 2
+    for issued in alice:
+        assert await refused(refreshing, issued.token) == "revoked"
+    assert (await refreshing.rotate(bob.token)).username == "bob"
+    with redis_server.client() as client:
+        assert not client.exists(user_index_key("alice"))
+
+
+async def test_the_user_index_forgets_dead_families(store, redis_server):
+    refreshing = tokens(store)
+    first = await refreshing.start("alice")
+    await refreshing.revoke_family(first.family)
+    second = await refreshing.start("alice")
+    with redis_server.client() as client:
+        assert client.smembers(user_index_key("alice")) == {second.family}
+        assert client.pttl(family_key(second.family)) > 0
+
+
+async def test_redis_unreachable_is_a_503_not_a_crash():
+    store = RedisStore(RedisSettings("redis://:pw-for-nothing@127.0.0.1:9/0", timeout=0.2))
+    store.open()
+    try:
+        with pytest.raises(DependencyUnavailable):
+            await tokens(store).start("alice")
+        with pytest.raises(DependencyUnavailable):
+            await Denylist(store).is_denied("family")
+    finally:
+        await store.close()
