@@ -9,6 +9,7 @@ skip would hide that the deployment was never run: there it fails.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import time
@@ -184,6 +185,13 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
             assert condition == {"condition": expected}, f"{name} -> {dependency}"
 
 
+def test_every_container_is_read_only_without_capabilities() -> None:
+    for name, service in compose_file()["services"].items():
+        assert service.get("read_only") is True, name
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+
+
 def test_required_settings_refuse_to_start_without_a_value() -> None:
     text = (ROOT / "compose.yaml").read_text()
     assert "${AUTHSCALE_REDIS_PASSWORD:?" in text
@@ -191,6 +199,13 @@ def test_required_settings_refuse_to_start_without_a_value() -> None:
     assert "${AUTHSCALE_REDIS_PASSWORD}" not in text and "${AUTHSCALE_REDIS_PASSWORD:-" not in text
     example = (ROOT / ".env.example").read_text()
     assert "AUTHSCALE_REDIS_PASSWORD=\n" in example, "the example leaves the secret empty"
+    assert "\nAUTHSCALE_COOKIE_SECURE=true\n" in example, "a copied example keeps Secure cookies"
+
+
+def test_the_example_names_every_setting_compose_reads() -> None:
+    read = set(re.findall(r"\$\{(AUTHSCALE_[A-Z0-9_]+)", (ROOT / "compose.yaml").read_text()))
+    example = (ROOT / ".env.example").read_text()
+    assert {name for name in read if name + "=" not in example} == set()
 
 
 def test_compose_validates_the_file_when_a_compose_program_exists() -> None:

@@ -283,8 +283,8 @@ def _model_section(
         lines += [
             "",
             f"Redis becomes the ceiling for `session` at about "
-            f"{session.redis_ceiling:,.0f} req/s on one Redis core (more needs Redis "
-            "Cluster or read replicas).",
+            f"{session.redis_ceiling:,.0f} req/s on one Redis core (more needs sharding, "
+            "Redis Cluster: each request's GETEX writes, which read replicas refuse).",
         ]
     if token and denylist and token.replica and denylist.replica:
         extra = (denylist.replica - token.replica) * 1e6
