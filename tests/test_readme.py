@@ -53,7 +53,7 @@ def read_by_settings(tmp_path: Path) -> set[str]:
 
 def named_in_code() -> set[str]:
     names: set[str] = set()
-    for path in (ROOT / "services" / "authscale").glob("*.py"):
+    for path in (ROOT / "services" / "authscale").rglob("*.py"):
         names |= set(re.findall(r"AUTHSCALE_[A-Z0-9_]*[A-Z0-9]", path.read_text()))
     return names
 
