@@ -140,6 +140,7 @@ def test_the_build_context_holds_only_what_the_image_needs() -> None:
         "!pyproject.toml",
         "!README.md",
         "!services/",
+        "services/authscale/lab/",
         "!deploy/requirements.lock",
         "!deploy/build-requirements.lock",
         "!deploy/wheels/",

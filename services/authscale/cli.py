@@ -1,51 +1,99 @@
-"""The ``authscale`` command: one parser; each command group lives beside the code it drives."""
+"""The ``authscale`` command: one parser; each command group lives beside the code it drives.
+
+The product's commands (``users``, ``keys``) are always there. The lab's (the local stack, the
+gateway's rendering, benchmarks, experiments) are there when the lab is installed: the container
+image leaves it out (deploy/Dockerfile), and there the command says so instead of "invalid
+choice".
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NamedTuple, TypeAlias
 
 from authscale.core.errors import AuthscaleError, ConfigError
-from authscale.lab.bench import runner as bench
-from authscale.lab.experiment import runner as experiment
-from authscale.lab.stack import gateway, supervisor
-from authscale.lab.stack.processes import StackError
 from authscale.login import command as accounts
 from authscale.tokens.keys import command as keys
 
-#: Each entry adds its sub-commands; every sub-command sets ``run`` to a function of the args.
-COMMAND_GROUPS: tuple[
-    Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None], ...
-] = (
-    supervisor.register_commands,
-    accounts.register_commands,
-    keys.register_commands,
-    gateway.register_commands,
-    bench.register_commands,
-    experiment.register_commands,
-)
+#: A string: argparse's _SubParsersAction takes no type arguments at run time.
+CommandGroup: TypeAlias = "Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]"
+
+#: The lab's commands by name, so an install without the lab can tell them apart from typos.
+LAB_COMMANDS = ("up", "down", "gateway", "bench", "experiment")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class Lab(NamedTuple):
+    command_groups: tuple[CommandGroup, ...]
+    #: Errors whose message says what to do; printed without a traceback.
+    errors: tuple[type[Exception], ...]
+    #: Where ``authscale users`` finds Redis without AUTHSCALE_REDIS_URL: the local stack's.
+    redis_fallback: accounts.RedisFallback
+
+
+def load_lab() -> Lab | None:
+    """The lab's command groups, or None where only the product is installed."""
+    try:
+        from authscale.lab.bench import runner as bench
+        from authscale.lab.experiment import runner as experiment
+        from authscale.lab.stack import gateway, rundir, supervisor
+        from authscale.lab.stack.processes import StackError
+    except ModuleNotFoundError as missing:
+        if missing.name != "authscale.lab":
+            raise
+        return None
+    return Lab(
+        command_groups=(
+            supervisor.register_commands,
+            gateway.register_commands,
+            bench.register_commands,
+            experiment.register_commands,
+        ),
+        errors=(StackError,),
+        redis_fallback=accounts.RedisFallback(
+            "the Redis of the local stack `authscale up` runs (from AUTHSCALE_RUN_DIR, "
+            "default .authscale)",
+            rundir.running_redis_url,
+        ),
+    )
+
+
+def build_parser(lab: Lab | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authscale",
         description="Session vs token authentication on a horizontally scaled stack.",
+        epilog=None if lab else f"Note: {_NO_LAB}",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in COMMAND_GROUPS:
+    accounts.register_commands(commands, lab.redis_fallback if lab else None)
+    keys.register_commands(commands)
+    for register in lab.command_groups if lab else ():
         register(commands)
     return parser
 
 
+_NO_LAB = (
+    f"the lab's commands ({', '.join(LAB_COMMANDS)}) are not installed here: this install "
+    "carries the product only (users, keys), as the container image does. Run them from a "
+    "checkout, or from an install of the authscale wheel."
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    lab = load_lab()
+    if lab is None and arguments[:1] and arguments[0] in LAB_COMMANDS:
+        print(f"authscale {arguments[0]}: {_NO_LAB}", file=sys.stderr)
+        return 2
+    args = build_parser(lab).parse_args(arguments)
+    lab_errors = lab.errors if lab else ()
     try:
         result: int = args.run(args)
     except ConfigError as error:
         print(f"authscale: configuration error: {error}", file=sys.stderr)
         return 2
-    except StackError as error:
+    except lab_errors as error:
         print(f"authscale: {error}", file=sys.stderr)
         return 1
     except AuthscaleError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 
@@ -13,13 +14,18 @@ from tests.conftest import CHEAP_ARGON2
 
 
 def users(stack: LocalStack, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return run_users(*args, stdin=stdin, env={"AUTHSCALE_REDIS_URL": stack.redis_url})
+
+
+def run_users(*args: str, stdin: str = "", env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    environ = {key: value for key, value in os.environ.items() if key != "AUTHSCALE_REDIS_URL"}
     return subprocess.run(
         [sys.executable, "-m", "authscale", "users", *args],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, **CHEAP_ARGON2, "AUTHSCALE_REDIS_URL": stack.redis_url},
+        env={**environ, **CHEAP_ARGON2, **env},
         check=False,
     )
 
@@ -83,3 +89,31 @@ def test_passwd_also_revokes_every_refresh_token_family(stack: LocalStack) -> No
         for body in logins:
             refreshed = client.post("/token/refresh", json={"refresh_token": body["refresh_token"]})
             assert refreshed.status_code == 401
+
+
+def test_without_a_redis_url_the_running_local_stacks_redis_serves(stack: LocalStack) -> None:
+    # What `make up` then `authscale users add` relies on: the stack's stack.json names its Redis.
+    result = run_users(
+        "add",
+        "operator-4",
+        "--password-stdin",
+        stdin="local-pass\n",
+        env={"AUTHSCALE_RUN_DIR": str(stack.run_dir)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert login(stack, "operator-4", "local-pass").status_code == 200
+
+
+def test_without_a_redis_url_or_a_running_stack_the_variable_is_named(tmp_path: Path) -> None:
+    result = run_users(
+        "add", "x", "--password-stdin", stdin="pw\n", env={"AUTHSCALE_RUN_DIR": str(tmp_path)}
+    )
+    assert result.returncode == 2
+    assert "AUTHSCALE_REDIS_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_help_says_where_redis_comes_from() -> None:
+    result = run_users("--help", env={})
+    assert "$AUTHSCALE_REDIS_URL, else the Redis of the local stack" in " ".join(
+        result.stdout.split()
+    )

@@ -1,9 +1,8 @@
 """What every role shares: the Quart app, Redis, health, readiness, CORS, errors and metrics.
 
 A role module (``authscale.session.app``, ``authscale.tokens.app``, ``authscale.tokens.issuer``)
-calls
-:func:`create_service` and registers its own routes; Hypercorn runs
-``authscale.<role>:create_app()``.
+calls :func:`create_service` and registers its own routes; Hypercorn runs the module's
+``create_app()``, e.g. ``"authscale.session.app:create_app()"``.
 """
 
 from __future__ import annotations

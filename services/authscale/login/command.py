@@ -1,4 +1,9 @@
-"""``authscale users``: create users, seed load-test users, change passwords."""
+"""``authscale users``: create users, seed load-test users, change passwords.
+
+Redis is ``AUTHSCALE_REDIS_URL``'s. Whoever registers the commands may name a fallback for when
+it is unset (the ``authscale`` command names the running local stack's); this module knows no
+stack.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,15 @@ import getpass
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from typing import NamedTuple
 
-from authscale.core.settings import Environ, PasswordSettings, RedisSettings, SessionSettings
+from authscale.core.settings import (
+    PREFIX,
+    Environ,
+    PasswordSettings,
+    RedisSettings,
+    SessionSettings,
+)
 from authscale.core.storage import RedisStore
 from authscale.login.credentials import check_password, check_username
 from authscale.login.passwords import Passwords
@@ -22,26 +34,45 @@ DEFAULT_SEED_PASSWORD = "loadtest-password"  # noqa: S105 - load-test accounts o
 SEED_PREFIX = "loaduser"
 
 
-def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    users = commands.add_parser("users", help="create and manage users (in Redis)")
+class RedisFallback(NamedTuple):
+    """Where to find Redis when ``AUTHSCALE_REDIS_URL`` is unset."""
+
+    #: Completes "Redis: $AUTHSCALE_REDIS_URL, else ..." in the help.
+    describe: str
+    #: The URL, or None when there is none to fall back to either.
+    url: Callable[[], str | None]
+
+
+def register_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    redis_fallback: RedisFallback | None = None,
+) -> None:
+    where = f"${PREFIX}REDIS_URL"
+    if redis_fallback is not None:
+        where += f", else {redis_fallback.describe}"
+    users = commands.add_parser(
+        "users",
+        help="create and manage users (in Redis)",
+        description=f"Redis: {where}.",
+    )
     actions = users.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = actions.add_parser("add", help="create a user (asks for the password)")
     add.add_argument("username")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add.set_defaults(run=_run(_add))
+    add.set_defaults(run=_run(_add, redis_fallback))
 
     seed = actions.add_parser("seed", help="create N load-test users loaduser0..loaduserN-1")
     seed.add_argument("--count", type=_positive, required=True)
     seed.add_argument("--password", default=DEFAULT_SEED_PASSWORD)
-    seed.set_defaults(run=_run(_seed))
+    seed.set_defaults(run=_run(_seed, redis_fallback))
 
     passwd = actions.add_parser(
         "passwd", help="change a user's password and end all their sessions and tokens"
     )
     passwd.add_argument("username")
     passwd.add_argument("--password-stdin", action="store_true")
-    passwd.set_defaults(run=_run(_passwd))
+    passwd.set_defaults(run=_run(_passwd, redis_fallback))
 
 
 def _positive(text: str) -> int:
@@ -53,9 +84,11 @@ def _positive(text: str) -> int:
 
 def _run(
     action: Callable[[argparse.Namespace, RedisStore, Passwords], Awaitable[int]],
+    redis_fallback: RedisFallback | None,
 ) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        return asyncio.run(_with_redis(action, args, os.environ))
+        environ = _redis_environ(os.environ, redis_fallback)
+        return asyncio.run(_with_redis(action, args, environ))
 
     return run
 
@@ -65,7 +98,7 @@ async def _with_redis(
     args: argparse.Namespace,
     environ: Mapping[str, str],
 ) -> int:
-    env = Environ(_with_local_stack_redis(environ))
+    env = Environ(environ)
     redis = RedisStore(RedisSettings.from_environ(env))
     passwords = Passwords(PasswordSettings.from_environ(env))
     redis.open()
@@ -76,14 +109,12 @@ async def _with_redis(
         await redis.close()
 
 
-def _with_local_stack_redis(environ: Mapping[str, str]) -> Mapping[str, str]:
-    """Fall back to the running local stack's Redis when AUTHSCALE_REDIS_URL is not set."""
-    if environ.get("AUTHSCALE_REDIS_URL"):
+def _redis_environ(environ: Mapping[str, str], fallback: RedisFallback | None) -> Mapping[str, str]:
+    """``environ``, with the fallback's Redis URL when it names none."""
+    if environ.get(f"{PREFIX}REDIS_URL") or fallback is None:
         return environ
-    from authscale.lab.stack.rundir import running_redis_url
-
-    url = running_redis_url()
-    return environ if url is None else {**environ, "AUTHSCALE_REDIS_URL": url}
+    url = fallback.url()
+    return environ if url is None else {**environ, f"{PREFIX}REDIS_URL": url}
 
 
 def _read_password(args: argparse.Namespace) -> str:
