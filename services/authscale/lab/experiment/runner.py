@@ -24,7 +24,6 @@ from authscale.lab import load
 from authscale.lab.experiment import report
 from authscale.lab.experiment.cells import Cell, CellResult, Variant
 from authscale.lab.experiment.cellstack import Backend, CellStack, LocalBackend, Sample
-from authscale.lab.stack.local import available_roles
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
@@ -87,13 +86,6 @@ class ExperimentConfig:
             raise StackError(f"replica counts must be 1 or more, got {list(self.replicas)}")
         if self.users < 1 or self.seconds <= 0 or self.warm_up < 0:
             raise StackError("users must be 1 or more, seconds above 0, warm-up 0 or more")
-        missing = {VARIANTS[name].role for name in self.variants} - set(available_roles())
-        if missing:
-            raise StackError(
-                f"the {', '.join(sorted(missing))} role is not in this checkout, so the "
-                f"{', '.join(n for n in self.variants if VARIANTS[n].role in missing)} variant "
-                "cannot run"
-            )
 
     def describe(self, stack: str) -> dict[str, str]:
         return {

@@ -191,7 +191,7 @@ CONTAINER_FILES = _Files(
 
 def local_config() -> GatewayConfig:
     """What ``authscale up`` renders with its default options (it renders its own at start)."""
-    from authscale.lab.stack.local import ROLE_APPS, StackConfig, available_roles, gateway_config
+    from authscale.lab.stack.local import ROLE_APPS, StackConfig, gateway_config
 
     stack = StackConfig()
     base = stack.base_port or 8100
@@ -200,7 +200,7 @@ def local_config() -> GatewayConfig:
             f"{stack.host}:{base + ROLE_APPS[role][1] + index}"
             for index in range(1, stack.replicas.get(role, 0) + 1)
         ]
-        for role in available_roles()
+        for role in ROLE_APPS
     }
     return gateway_config(stack, stack.run_dir.resolve(), upstreams)
 

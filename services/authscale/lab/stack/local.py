@@ -15,7 +15,6 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 
 from authscale.lab.stack import gateway, processes, rundir
@@ -33,10 +32,6 @@ ROLE_APPS = {
 
 DEMO_USER = ("admin", "password123")
 DEV_ORIGIN = "http://localhost:5173"
-
-
-def available_roles() -> tuple[str, ...]:
-    return tuple(role for role, (app, _) in ROLE_APPS.items() if find_spec(app.split(":")[0]))
 
 
 @dataclass(frozen=True)
