@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from authscale.core.errors import AuthscaleError, ConfigError
 from authscale.lab.bench import runner as bench
 from authscale.lab.experiment import runner as experiment
-from authscale.lab.stack import gateway, supervisor
+from authscale.lab.stack import presets, supervisor
 from authscale.lab.stack.processes import StackError
 from authscale.login import command as accounts
 from authscale.tokens.keys import command as keys
@@ -21,7 +21,7 @@ COMMAND_GROUPS: tuple[
     supervisor.register_commands,
     accounts.register_commands,
     keys.register_commands,
-    gateway.register_commands,
+    presets.register_commands,
     bench.register_commands,
     experiment.register_commands,
 )

@@ -11,7 +11,7 @@ from authscale.cli import main
 from authscale.lab.experiment import runner as experiment
 from authscale.lab.stack.processes import StackError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.slow

@@ -188,7 +188,7 @@ def test_login_bursts_are_rate_limited_with_json_429(limited_stack: LocalStack) 
 
 # -- the presets and their committed copies (authscale gateway render) -------------------------
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize("target", sorted(RENDERED_COPIES))
