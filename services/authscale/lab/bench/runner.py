@@ -20,6 +20,7 @@ from pathlib import Path
 
 from authscale.lab.bench import report as bench_report
 from authscale.lab.bench import wrk
+from authscale.lab.bench.measurement import Layout, Measurement
 from authscale.lab.measure import cpu
 from authscale.lab.stack.clients import log_in
 from authscale.lab.stack.local import LocalStack, StackConfig
@@ -57,48 +58,6 @@ class BenchConfig:
     rounds: int = 3
     connections: int = 32
     run_dir: Path | None = None
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Which cores the replica, the generator, and the rest (nginx, Redis, issuer) may use."""
-
-    replica: frozenset[int]
-    generator: frozenset[int]
-    rest: frozenset[int]
-    note: str
-
-    @classmethod
-    def for_cpus(cls, cpus: Sequence[int]) -> Layout:
-        if len(cpus) < 2:
-            everything = frozenset(cpus)
-            note = "one core: replica and generator share it, the ratio is only indicative"
-            return cls(everything, everything, everything, note)
-        replica, generator = frozenset(cpus[-1:]), frozenset(cpus[:1])
-        rest = frozenset(cpus[1:-1]) or generator
-        where = "its own" if rest != generator else "the generator's"
-        note = (
-            f"replica on core {cpus[-1]}, wrk on core {cpus[0]}, "
-            f"nginx and Redis on {where} core(s) {sorted(rest)}"
-        )
-        return cls(replica, generator, rest, note)
-
-
-@dataclass(frozen=True)
-class Measurement:
-    mode: str
-    route: str
-    path: str
-    round: int
-    result: wrk.WrkResult
-    #: Fractions of one core over the run: the replica, and nginx + Redis beside wrk.
-    replica_cpu: float
-    rest_cpu: float
-    #: CPU seconds the replica spent per answered request: the rate a saturated replica reaches
-    #: is its inverse, whatever share of the core a neighbour took.
-    replica_cpu_per_request: float
-    #: What other processes (not ours) used of the replica's core: a shared machine's noise.
-    neighbours_cpu: float = 0.0
 
 
 def run_bench(
