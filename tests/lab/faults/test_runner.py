@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from authscale.lab.faults.runner import FaultConfig, ScenarioResult, run_faults
+from authscale.lab.faults.checks import ScenarioResult
+from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS
 from authscale.lab.faults.timeline import Timeline, describe
 from authscale.lab.stack.processes import StackError
@@ -80,11 +82,3 @@ def test_the_timeline_counts_by_status(tmp_path: Path) -> None:
     seconds, answers, failures = timeline.per_second("session ")
     assert seconds == [0, 1, 2] and answers == [50, 7, 1] and failures[503] == [0, 7, 0]
     assert timeline.select(prefix="session ", start=101, stop=102)[0].status == 503
-
-
-def test_every_fault_scenario_is_an_experiment_of_its_own() -> None:
-    from authscale.lab.experiment.runner import FAULT_SCENARIOS
-    from authscale.lab.experiment.runner import SCENARIOS as EXPERIMENTS
-
-    assert set(FAULT_SCENARIOS) == set(SCENARIOS)
-    assert {"faults", *SCENARIOS} <= set(EXPERIMENTS)
