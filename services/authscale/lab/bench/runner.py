@@ -4,6 +4,9 @@ One replica per role, measured back to back with the same generator (wrk): ``/<v
 (no authentication) then ``/<variant>/dashboard`` (authenticated), straight to the replica and
 through the gateway. The ratio of the two rates cancels most of the noise of a shared machine.
 The replica gets a core of its own; wrk, nginx and Redis share the others.
+The stack comes from the local backend (:mod:`authscale.lab.stack.backend`) and nowhere else:
+pinning processes to cores and restarting a replica with other settings need them on this
+machine, so the bench offers no ``--backend``.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authscale.lab.backend import StackPlan
 from authscale.lab.bench import report as bench_report
 from authscale.lab.bench import wrk
 from authscale.lab.bench.measurement import Layout, Measurement
 from authscale.lab.measure import cpu
+from authscale.lab.run import Progress, say
+from authscale.lab.stack.backend import LocalBackend
 from authscale.lab.stack.clients import log_in
-from authscale.lab.stack.local import LocalStack, StackConfig
-from authscale.lab.stack.processes import free_port
+from authscale.lab.stack.local import LocalStack
+from authscale.login.command import DEFAULT_SEED_PASSWORD
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,8 @@ MODES = (
 )
 ROUTES = ("direct", "gateway")
 TARGETS = {mode.slug: mode.target for mode in MODES}
+#: The seeded account the bench reads dashboards as.
+ACCOUNT = ("loaduser0", DEFAULT_SEED_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -60,48 +68,38 @@ class BenchConfig:
     run_dir: Path | None = None
 
 
-def run_bench(
-    config: BenchConfig, layout: Layout, out: Callable[[str], None] = print
-) -> list[Measurement]:
+def run_bench(config: BenchConfig, layout: Layout, out: Progress = say) -> list[Measurement]:
     wrk.binary()
     roles = {mode.variant for mode in config.modes}
     replicas = {"session": 1} if "session" in roles else {}
     if "token" in roles:
         replicas |= {"token": 1, "issuer": 1}
     run_dir = config.run_dir or Path(tempfile.mkdtemp(prefix="authscale-bench-"))
-    local = LocalStack(
-        StackConfig(
-            run_dir=run_dir,
-            replicas=replicas,
-            gateway_port=free_port(),
-            redis_port=free_port(),
-            base_port=None,
-            login_rate="1000r/s",
-            env={"AUTHSCALE_LOG_LEVEL": "WARNING"},
-        )
-    )
-    out(f"starting one replica per role in {local.run_dir} ({layout.note})")
-    local.start()
-    out(bench_report.HEADER)
+    # The local backend only: the bench pins processes to cores and restarts a replica with
+    # other settings, which it does to processes on this machine.
+    plan = StackPlan("bench", replicas, run_dir, login_limit=("1000r/s", 20))
+    out(f"starting one replica per role in {run_dir} ({layout.note})")
+    measurements = []
     try:
-        measurements = []
-        for mode in config.modes:
-            _configure(local, mode)
-            _pin(local, layout)
-            header = log_in(local.gateway_url, mode.variant)
-            for route in config.routes:
-                for number in range(1, config.rounds + 1):
-                    for page in ("ping", "dashboard"):
-                        measurement = _measure(
-                            local, layout, config, (mode, route, page, number), header
-                        )
-                        out(bench_report.format_row(measurement))
-                        measurements.append(measurement)
+        with LocalBackend().stack(plan) as stack:
+            stack.seed(1)
+            local = stack.local
+            out(bench_report.HEADER)
+            for mode in config.modes:
+                _configure(local, mode)
+                _pin(local, layout)
+                header = log_in(local.gateway_url, mode.variant, ACCOUNT)
+                for route in config.routes:
+                    for number in range(1, config.rounds + 1):
+                        for page in ("ping", "dashboard"):
+                            measurement = _measure(
+                                local, layout, config, (mode, route, page, number), header
+                            )
+                            out(bench_report.format_row(measurement))
+                            measurements.append(measurement)
     except BaseException:
-        out(f"logs of the bench stack are kept in {local.run_dir / 'logs'}")
-        local.stop()
+        out(f"logs of the bench stack are kept in {run_dir / 'logs'}")
         raise
-    local.stop()
     if config.run_dir is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return measurements
@@ -227,7 +225,7 @@ def _bench(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
     )
     layout = Layout.for_cpus(cpu.usable_cpus())
-    measurements = run_bench(config, layout, out=lambda line: print(line, flush=True))
+    measurements = run_bench(config, layout)
     print(bench_report.summary(measurements, layout, TARGETS))
     if args.json:
         args.json.write_text(json.dumps([_as_dict(m) for m in measurements], indent=2))
