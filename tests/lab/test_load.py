@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -68,6 +69,18 @@ def test_a_run_without_marks_is_an_error_that_points_at_the_log(tmp_path: Path) 
 
 def test_percentile_of_an_empty_histogram_is_zero() -> None:
     assert load.percentile({}, 0.95) == 0.0
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+
+
+@pytest.mark.parametrize(
+    "cell", sorted(RESULTS.glob("scaling-*/raw/*")), ids=lambda cell: cell.name
+)
+def test_the_committed_scaling_cells_still_read(cell: Path) -> None:
+    committed = dataclasses.replace(plan(cell), output_prefix=cell / "locust")
+    figures = load.read_figures(committed)
+    assert figures.requests > 0 and figures.seconds > 0
 
 
 def test_a_real_locust_is_stopped_cleanly_and_checked(tmp_path: Path) -> None:
