@@ -44,3 +44,12 @@ def test_an_unknown_mode_is_refused_with_the_list(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["bench", "--modes", "session,tokn"])
     assert "unknown mode tokn; modes are session, token" in capsys.readouterr().err
+
+
+def test_the_command_line_defaults_are_the_configs() -> None:
+    from authscale.cli import build_parser
+
+    args = build_parser().parse_args(["bench"])
+    defaults = bench.BenchConfig()
+    for name in ("seconds", "rounds", "warm_up", "connections", "routes"):
+        assert getattr(args, name) == getattr(defaults, name), name

@@ -187,10 +187,18 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help=f"comma-separated, from {','.join(m.slug for m in MODES)} (default: all)",
     )
     bench.add_argument("--routes", type=_routes, default=ROUTES, help="direct,gateway (default)")
-    bench.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
-    bench.add_argument("--rounds", type=int, default=3, help="ping/dashboard pairs (default 3)")
-    bench.add_argument("--warm-up", type=float, default=1.0, help="before each (default 1)")
-    bench.add_argument("--connections", type=int, default=32, help="kept busy (default 32)")
+    bench.add_argument(
+        "--seconds", type=float, default=BenchConfig.seconds, help="per measurement (%(default)s)"
+    )
+    bench.add_argument(
+        "--rounds", type=int, default=BenchConfig.rounds, help="ping/dashboard pairs (%(default)s)"
+    )
+    bench.add_argument(
+        "--warm-up", type=float, default=BenchConfig.warm_up, help="before each (%(default)s)"
+    )
+    bench.add_argument(
+        "--connections", type=int, default=BenchConfig.connections, help="kept busy (%(default)s)"
+    )
     bench.add_argument("--json", type=Path, help="also write the measurements to this file")
     bench.add_argument("--run-dir", type=Path, help="keep the bench stack's logs here")
     bench.set_defaults(run=_bench)

@@ -217,7 +217,9 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--replicas",
         type=_counts,
         default=ExperimentConfig.replicas,
-        help="comma-separated replica counts (default %(default)s)",
+        help="comma-separated replica counts (default "
+        + ",".join(str(count) for count in ExperimentConfig.replicas)
+        + ")",
     )
     parser.add_argument("--users", type=int, default=run.RunConfig.users)
     parser.add_argument("--warm-up", type=float, default=ExperimentConfig.warm_up)

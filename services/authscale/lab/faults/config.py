@@ -21,6 +21,7 @@ class FaultConfig(RunConfig):
     probes: int = 20
     #: Seconds of load in the soak scenario.
     soak: float = 600.0
+    command: str = "authscale experiment faults"
     #: Compose only: each scenario's project is ``<project>-<scenario>``.
     project: str = "authscale-faults"
 

@@ -2,6 +2,8 @@
 
 The template uses ``{{ name }}`` placeholders so that nginx's own ``$variables`` stay untouched;
 rendering fails on a placeholder without a value, so a typo never reaches nginx.
+The compose and Kubernetes presets are here; ``authscale gateway render`` and the local preset
+are in :mod:`authscale.lab.stack.presets`, beside the local stack they read.
 """
 
 from __future__ import annotations
