@@ -146,9 +146,10 @@ class ComposeBackend:
         project.compose("down", "-v", "--remove-orphans", check=False)
         self.running = project
         self.logs = plan.run_dir / "compose.log"
-        # Every role starts (the gateway waits for all of them); those not asked for idle at
-        # one replica, outside the plan's components (their CPU lands in "others").
-        scale = [a for role in ROLES for a in ("--scale", f"{role}={plan.replicas.get(role, 1)}")]
+        # Every role starts at one replica (the gateway waits for all of them); the plan's
+        # counts come from deploy/compose-scale.sh next, as an operator scales. Roles the plan
+        # does not name idle at one, outside its components (their CPU lands in "others").
+        scale = [arg for role in ROLES for arg in ("--scale", f"{role}=1")]
         project.compose("up", "-d", *scale, what=f"{plan.label}: compose up")
 
     def _scale(self, project: Project, replicas: Mapping[str, int]) -> None:
