@@ -129,7 +129,7 @@ class ComposeBackend:
 
     def _up(self, plan: StackPlan) -> None:
         self._check_read(plan.env)
-        config = plan.run_dir / "gateway" / "compose.conf"
+        config = plan.run_dir / "gateway" / "compose-load.conf"
         config.parent.mkdir(parents=True, exist_ok=True)
         config.write_text(gateway.render(gateway.compose_config(*plan.login_limit)))
         config.chmod(0o644)  # nginx reads it as uid 101
