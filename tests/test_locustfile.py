@@ -17,7 +17,7 @@ import pytest
 
 from authscale.core.settings import RedisSettings
 from authscale.core.storage import RedisStore
-from authscale.lab.stack.local import LocalStack, available_roles
+from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import free_port
 from authscale.login.command import seed_users
 from authscale.login.passwords import Passwords
@@ -118,14 +118,12 @@ def test_a_wrong_answer_is_a_failure(seeded: LocalStack, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_the_login_storm_is_its_own_scenario(seeded: LocalStack, tmp_path: Path) -> None:
-    variant = "token" if "token" in available_roles() else "session"
-    stats = locust(seeded, tmp_path / "l", "--variant", variant, "--scenario", "login-storm")
-    assert set(stats) == {f"{variant} login", f"{variant} logout"}
+    stats = locust(seeded, tmp_path / "l", "--variant", "token", "--scenario", "login-storm")
+    assert set(stats) == {"token login", "token logout"}
     assert all(failures == 0 and requests > 0 for requests, failures in stats.values())
 
 
 @pytest.mark.slow
-@pytest.mark.skipif("token" not in available_roles(), reason="the token variant is not merged")
 def test_token_readers_read_and_refresh_without_a_failure(
     seeded: LocalStack, tmp_path: Path
 ) -> None:

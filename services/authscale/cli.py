@@ -37,7 +37,7 @@ def load_lab() -> Lab | None:
     try:
         from authscale.lab.bench import runner as bench
         from authscale.lab.experiment import runner as experiment
-        from authscale.lab.stack import gateway, rundir, supervisor
+        from authscale.lab.stack import presets, rundir, supervisor
         from authscale.lab.stack.processes import StackError
     except ModuleNotFoundError as missing:
         if missing.name != "authscale.lab":
@@ -46,7 +46,7 @@ def load_lab() -> Lab | None:
     return Lab(
         command_groups=(
             supervisor.register_commands,
-            gateway.register_commands,
+            presets.register_commands,
             bench.register_commands,
             experiment.register_commands,
         ),

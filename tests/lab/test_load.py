@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,44 @@ def test_a_run_without_marks_is_an_error_that_points_at_the_log(tmp_path: Path) 
 
 def test_percentile_of_an_empty_histogram_is_zero() -> None:
     assert load.percentile({}, 0.95) == 0.0
+
+
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "results"
+
+
+@pytest.mark.parametrize(
+    "cell", sorted(RESULTS.glob("scaling-*/raw/*")), ids=lambda cell: cell.name
+)
+def test_the_committed_scaling_cells_still_read(cell: Path) -> None:
+    committed = dataclasses.replace(plan(cell), output_prefix=cell / "locust")
+    figures = load.read_figures(committed)
+    assert figures.requests > 0 and figures.seconds > 0
+
+
+def test_a_real_locust_is_stopped_cleanly_and_checked(tmp_path: Path) -> None:
+    # Nobody listens on port 1: every login fails at once, which is all this needs.
+    run = load.LocustPlan(
+        host="http://127.0.0.1:1",
+        variant="session",
+        users=1,
+        warm_up=0,
+        seconds=60,
+        output_prefix=tmp_path / "locust",
+    )
+    with load.Locust(run) as locust:
+        # Stopped once its users run: a SIGTERM before Locust set up its handlers just kills it.
+        deadline = time.monotonic() + 60
+        while "All users spawned" not in run.log_file.read_text() and locust.running():
+            assert time.monotonic() < deadline, "Locust never started its users"
+            locust.wait(time.monotonic() + 0.2)
+        assert locust.running()
+        locust.stop()
+    locust.check(tmp_path / "locust.json")
+    with pytest.raises(StackError, match=r"without .*missing\.csv; read .*locust\.log"):
+        locust.check(tmp_path / "missing.csv")
+
+
+def test_a_locust_left_running_is_killed_on_leaving(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError), load.Locust(plan(tmp_path)) as locust:
+        raise RuntimeError("the scenario failed")
+    assert not locust.running()

@@ -1,4 +1,7 @@
-"""Locust as a child process of the experiment: its command line, its markers, its statistics.
+"""Locust as a child process of a lab run: its command line, its process, its statistics.
+
+Both the scaling experiment and the fault scenarios run Locust through :class:`Locust`: started
+headless, waited for (or stopped with SIGTERM, which ends the run cleanly), checked.
 
 The locustfile resets Locust's statistics when its warm-up ends and logs the moment, and logs the
 moment the run stops; between the two marks lies the measured window, which the experiment also
@@ -12,7 +15,10 @@ import importlib.util
 import json
 import math
 import re
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +100,56 @@ class LocustPlan:
     @property
     def log_file(self) -> Path:
         return self.output_prefix.with_name(self.output_prefix.name + ".log")
+
+
+class Locust:
+    """One running Locust: ``with Locust(plan) as locust: ...``; killed if the block fails."""
+
+    def __init__(self, plan: LocustPlan) -> None:
+        self.plan = plan
+        with plan.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                plan.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def __enter__(self) -> Locust:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, until: float) -> None:
+        """Until the :func:`time.monotonic` moment ``until``, or until Locust exits."""
+        while time.monotonic() < until and self.running():
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """End the run now (SIGTERM): Locust stops its users and writes its files."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise StackError(f"Locust did not stop; read {self.plan.log_file}") from None
+
+    def check(self, *wanted: Path) -> None:
+        """Locust exited cleanly and wrote ``wanted``; otherwise an error quoting its log."""
+        missing = [str(path) for path in wanted if not path.exists()]
+        if self.process.returncode != 0 or missing:
+            raise StackError(
+                f"Locust exited with status {self.process.returncode}"
+                + (f" without {', '.join(missing)}" if missing else "")
+                + f"; read {self.plan.log_file}:\n"
+                + "\n".join(tail_of(self.plan))
+            )
 
 
 def check_installed(locustfile: Path) -> None:

@@ -38,9 +38,8 @@ def test_without_docker_the_compose_backend_says_what_is_missing(
 def test_settings_compose_would_drop_are_refused() -> None:
     # Refused before anything runs: the setting would silently not reach a replica.
     backend = compose_backend.ComposeBackend(project=PROJECT)
-    config = experiment.ExperimentConfig(env={"AUTHSCALE_SESSION_IDLE_TIMEOUT": "60"})
     with pytest.raises(StackError, match="does not pass AUTHSCALE_SESSION_IDLE_TIMEOUT"):
-        backend.prepare(config)
+        backend.prepare({"AUTHSCALE_SESSION_IDLE_TIMEOUT": "60"})
 
 
 @pytest.mark.compose
@@ -82,15 +81,16 @@ def test_one_tiny_compose_cell_writes_a_complete_results_folder(tmp_path: Path) 
     assert 0.8 <= float(row["redis_calls_per_request"]) <= 1.2
     report = (out / "report.md").read_text()
     assert "| backend | compose |" in report
-    assert (out / "stacks" / "session" / "compose.log").is_file()
-    # Nothing of the project is left: no container, no volume.
+    assert (out / "stacks" / "session-2" / "compose.log").is_file()
+    # Nothing of the variant's project is left: no container, no volume.
+    label = f"label=com.docker.compose.project={PROJECT}-session"
     left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        ["docker", "ps", "-aq", "--filter", label],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert left.stdout.split() == []
     volumes = subprocess.run(
-        ["docker", "volume", "ls", "-q", "--filter", f"label=com.docker.compose.project={PROJECT}"],
+        ["docker", "volume", "ls", "-q", "--filter", label],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert volumes.stdout.split() == []

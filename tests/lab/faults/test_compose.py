@@ -18,9 +18,10 @@ import pytest
 
 from authscale.cli import main
 from authscale.lab.compose import engine as docker_engine
-from authscale.lab.faults.runner import FaultConfig, ScenarioResult, run_faults
+from authscale.lab.faults.checks import ScenarioResult
+from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS
-from authscale.lab.stack.processes import StackError
 from tests.lab.compose.test_backend import in_ci
 from tests.lab.faults.test_runner import SHORT, assert_targets_met
 
@@ -87,8 +88,3 @@ def test_without_docker_the_fault_scenarios_say_what_is_missing(
     argv = ["experiment", "redis-outage", "--backend", "compose", "--results-dir", str(tmp_path)]
     assert main(argv) == 1
     assert "the compose backend needs Docker: no docker command" in capsys.readouterr().err
-
-
-def test_an_unknown_backend_is_refused() -> None:
-    with pytest.raises(StackError, match="backends are local, compose"):
-        FaultConfig(backend="kubernetes")

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from authscale.lab.faults.runner import FaultConfig, ScenarioResult, run_faults
+from authscale.lab.faults.checks import ScenarioResult
+from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS
 from authscale.lab.faults.timeline import Timeline, describe
 from authscale.lab.stack.processes import StackError
@@ -61,30 +63,3 @@ def test_the_report_has_a_table_and_a_plot_per_scenario(
 def test_a_fault_that_outlasts_the_load_is_a_clear_error() -> None:
     with pytest.raises(StackError, match="raise --seconds"):
         FaultConfig(seconds=10, fault_at=5, outage=10)
-
-
-def test_the_timeline_counts_by_status(tmp_path: Path) -> None:
-    path = tmp_path / "timeline.csv"
-    path.write_text(
-        "second,name,status,outcome,count\n"
-        "100,session dashboard,200,ok,50\n"
-        "101,session dashboard,503,failed,7\n"
-        "101,token dashboard,200,ok,60\n"
-        "102,session dashboard,0,failed,1\n"
-    )
-    timeline = Timeline.read(path)
-    session = timeline.select(prefix="session ")
-    assert Timeline.total(session) == 58
-    assert Timeline.by_status(session, failed_only=True) == {0: 1, 503: 7}
-    assert describe({0: 1, 503: 7}) == "1 x connection error, 7 x 503"
-    seconds, answers, failures = timeline.per_second("session ")
-    assert seconds == [0, 1, 2] and answers == [50, 7, 1] and failures[503] == [0, 7, 0]
-    assert timeline.select(prefix="session ", start=101, stop=102)[0].status == 503
-
-
-def test_every_fault_scenario_is_an_experiment_of_its_own() -> None:
-    from authscale.lab.experiment.runner import FAULT_SCENARIOS
-    from authscale.lab.experiment.runner import SCENARIOS as EXPERIMENTS
-
-    assert set(FAULT_SCENARIOS) == set(SCENARIOS)
-    assert {"faults", *SCENARIOS} <= set(EXPERIMENTS)

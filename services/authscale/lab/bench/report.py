@@ -5,10 +5,8 @@ from __future__ import annotations
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from authscale.lab.bench.runner import Layout, Measurement
+from authscale.lab.bench.measurement import Layout, Measurement
 
 #: A replica using less of its core than this was not saturated: its rate says little.
 SATURATED = 0.85

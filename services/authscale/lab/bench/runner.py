@@ -4,6 +4,9 @@ One replica per role, measured back to back with the same generator (wrk): ``/<v
 (no authentication) then ``/<variant>/dashboard`` (authenticated), straight to the replica and
 through the gateway. The ratio of the two rates cancels most of the noise of a shared machine.
 The replica gets a core of its own; wrk, nginx and Redis share the others.
+The stack comes from the local backend (:mod:`authscale.lab.stack.backend`) and nowhere else:
+pinning processes to cores and restarting a replica with other settings need them on this
+machine, so the bench offers no ``--backend``.
 """
 
 from __future__ import annotations
@@ -14,16 +17,20 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authscale.lab.backend import StackPlan
 from authscale.lab.bench import report as bench_report
 from authscale.lab.bench import wrk
+from authscale.lab.bench.measurement import Layout, Measurement
 from authscale.lab.measure import cpu
+from authscale.lab.run import Progress, say
+from authscale.lab.stack.backend import LocalBackend
 from authscale.lab.stack.clients import log_in
-from authscale.lab.stack.local import LocalStack, StackConfig, available_roles
-from authscale.lab.stack.processes import StackError, free_port
+from authscale.lab.stack.local import LocalStack
+from authscale.login.command import DEFAULT_SEED_PASSWORD
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ MODES = (
 )
 ROUTES = ("direct", "gateway")
 TARGETS = {mode.slug: mode.target for mode in MODES}
+#: The seeded account the bench reads dashboards as.
+ACCOUNT = ("loaduser0", DEFAULT_SEED_PASSWORD)
 
 
 @dataclass(frozen=True)
@@ -59,93 +68,38 @@ class BenchConfig:
     run_dir: Path | None = None
 
 
-@dataclass(frozen=True)
-class Layout:
-    """Which cores the replica, the generator, and the rest (nginx, Redis, issuer) may use."""
-
-    replica: frozenset[int]
-    generator: frozenset[int]
-    rest: frozenset[int]
-    note: str
-
-    @classmethod
-    def for_cpus(cls, cpus: Sequence[int]) -> Layout:
-        if len(cpus) < 2:
-            everything = frozenset(cpus)
-            note = "one core: replica and generator share it, the ratio is only indicative"
-            return cls(everything, everything, everything, note)
-        replica, generator = frozenset(cpus[-1:]), frozenset(cpus[:1])
-        rest = frozenset(cpus[1:-1]) or generator
-        where = "its own" if rest != generator else "the generator's"
-        note = (
-            f"replica on core {cpus[-1]}, wrk on core {cpus[0]}, "
-            f"nginx and Redis on {where} core(s) {sorted(rest)}"
-        )
-        return cls(replica, generator, rest, note)
-
-
-@dataclass(frozen=True)
-class Measurement:
-    mode: str
-    route: str
-    path: str
-    round: int
-    result: wrk.WrkResult
-    #: Fractions of one core over the run: the replica, and nginx + Redis beside wrk.
-    replica_cpu: float
-    rest_cpu: float
-    #: CPU seconds the replica spent per answered request: the rate a saturated replica reaches
-    #: is its inverse, whatever share of the core a neighbour took.
-    replica_cpu_per_request: float
-    #: What other processes (not ours) used of the replica's core: a shared machine's noise.
-    neighbours_cpu: float = 0.0
-
-
-def run_bench(
-    config: BenchConfig, layout: Layout, out: Callable[[str], None] = print
-) -> list[Measurement]:
+def run_bench(config: BenchConfig, layout: Layout, out: Progress = say) -> list[Measurement]:
     wrk.binary()
     roles = {mode.variant for mode in config.modes}
-    missing = roles - set(available_roles())
-    if missing:
-        raise StackError(f"the {', '.join(sorted(missing))} variant is not in this checkout")
     replicas = {"session": 1} if "session" in roles else {}
     if "token" in roles:
         replicas |= {"token": 1, "issuer": 1}
     run_dir = config.run_dir or Path(tempfile.mkdtemp(prefix="authscale-bench-"))
-    local = LocalStack(
-        StackConfig(
-            run_dir=run_dir,
-            replicas=replicas,
-            gateway_port=free_port(),
-            redis_port=free_port(),
-            base_port=None,
-            login_rate="1000r/s",
-            env={"AUTHSCALE_LOG_LEVEL": "WARNING"},
-        )
-    )
-    out(f"starting one replica per role in {local.run_dir} ({layout.note})")
-    local.start()
-    out(bench_report.HEADER)
+    # The local backend only: the bench pins processes to cores and restarts a replica with
+    # other settings, which it does to processes on this machine.
+    plan = StackPlan("bench", replicas, run_dir, login_limit=("1000r/s", 20))
+    out(f"starting one replica per role in {run_dir} ({layout.note})")
+    measurements = []
     try:
-        measurements = []
-        for mode in config.modes:
-            _configure(local, mode)
-            _pin(local, layout)
-            header = log_in(local.gateway_url, mode.variant)
-            for route in config.routes:
-                for number in range(1, config.rounds + 1):
-                    for page in ("ping", "dashboard"):
-                        measurement = _measure(
-                            local, layout, config, (mode, route, page, number), header
-                        )
-                        out(bench_report.format_row(measurement))
-                        measurements.append(measurement)
+        with LocalBackend().stack(plan) as stack:
+            stack.seed(1)
+            local = stack.local
+            out(bench_report.HEADER)
+            for mode in config.modes:
+                _configure(local, mode)
+                _pin(local, layout)
+                header = log_in(local.gateway_url, mode.variant, ACCOUNT)
+                for route in config.routes:
+                    for number in range(1, config.rounds + 1):
+                        for page in ("ping", "dashboard"):
+                            measurement = _measure(
+                                local, layout, config, (mode, route, page, number), header
+                            )
+                            out(bench_report.format_row(measurement))
+                            measurements.append(measurement)
     except BaseException:
-        out(f"logs of the bench stack are kept in {local.run_dir / 'logs'}")
-        local.stop()
+        out(f"logs of the bench stack are kept in {run_dir / 'logs'}")
         raise
-    local.stop()
     if config.run_dir is None:
         shutil.rmtree(run_dir, ignore_errors=True)
     return measurements
@@ -230,13 +184,21 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--modes",
         type=_modes,
         default=None,
-        help=f"comma-separated, from {','.join(m.slug for m in MODES)} (default: all present)",
+        help=f"comma-separated, from {','.join(m.slug for m in MODES)} (default: all)",
     )
     bench.add_argument("--routes", type=_routes, default=ROUTES, help="direct,gateway (default)")
-    bench.add_argument("--seconds", type=float, default=3.0, help="per measurement (default 3)")
-    bench.add_argument("--rounds", type=int, default=3, help="ping/dashboard pairs (default 3)")
-    bench.add_argument("--warm-up", type=float, default=1.0, help="before each (default 1)")
-    bench.add_argument("--connections", type=int, default=32, help="kept busy (default 32)")
+    bench.add_argument(
+        "--seconds", type=float, default=BenchConfig.seconds, help="per measurement (%(default)s)"
+    )
+    bench.add_argument(
+        "--rounds", type=int, default=BenchConfig.rounds, help="ping/dashboard pairs (%(default)s)"
+    )
+    bench.add_argument(
+        "--warm-up", type=float, default=BenchConfig.warm_up, help="before each (%(default)s)"
+    )
+    bench.add_argument(
+        "--connections", type=int, default=BenchConfig.connections, help="kept busy (%(default)s)"
+    )
     bench.add_argument("--json", type=Path, help="also write the measurements to this file")
     bench.add_argument("--run-dir", type=Path, help="keep the bench stack's logs here")
     bench.set_defaults(run=_bench)
@@ -261,9 +223,8 @@ def _routes(text: str) -> list[str]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    modes = args.modes or [m for m in MODES if m.variant in available_roles()]
     config = BenchConfig(
-        modes=modes,
+        modes=args.modes or MODES,
         routes=args.routes,
         seconds=args.seconds,
         rounds=max(1, args.rounds),
@@ -272,11 +233,8 @@ def _bench(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
     )
     layout = Layout.for_cpus(cpu.usable_cpus())
-    measurements = run_bench(config, layout, out=lambda line: print(line, flush=True))
+    measurements = run_bench(config, layout)
     print(bench_report.summary(measurements, layout, TARGETS))
-    skipped = [m.slug for m in MODES if m.variant not in available_roles()]
-    if skipped and args.modes is None:
-        print(f"\nnot measured (variant not in this checkout): {', '.join(skipped)}")
     if args.json:
         args.json.write_text(json.dumps([_as_dict(m) for m in measurements], indent=2))
     return 0

@@ -1,95 +1,48 @@
-"""The experiment on compose.yaml: one container per replica, the gateway reloaded on scaling.
+"""The compose backend: compose.yaml on the local Docker engine, one container per replica.
 
-Per variant a fresh compose project (its own Redis password, data and keys) comes up with the
-variant's settings and the gateway's login limit lifted; per replica count
-``deploy/compose-scale.sh`` scales the variant's role and reloads nginx, exactly as an operator
-would. Locust runs on the host against the published gateway on 127.0.0.1. CPU comes from each
-container's control group (:mod:`authscale.lab.measure.cgroups`), Locust's from /proc, Redis's
-counters from
-``redis-cli`` inside the Redis container. Everything started is brought down with ``down -v``.
+Each family of plans (a variant of the scaling experiment, a fault scenario) gets a compose
+project of its own, ``<project>-<family>``, with its own Redis password, data and keys; plans
+of the same family rescale it with ``deploy/compose-scale.sh``, which reloads the gateway, as an
+operator would. Locust runs on the host against the gateway published on 127.0.0.1. Everything
+started is brought down with ``down -v``, keeping the end of the containers' logs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from authscale.lab.backend import ROLES, StackPlan
 from authscale.lab.compose import engine as docker_engine
-from authscale.lab.experiment.cells import Cell
-from authscale.lab.experiment.cellstack import LOGIN_BURST, LOGIN_RATE, CellStack, Sample, StackPlan
-from authscale.lab.measure import cgroups, cpu
+from authscale.lab.compose.project import Project, answers
+from authscale.lab.compose.stack import ComposeStack
 from authscale.lab.stack import gateway
 from authscale.lab.stack.processes import StackError, free_port
-from authscale.lab.stack.redis_cli import RedisCli
 
 #: The checkout this package runs from (services/authscale/lab/compose/ is four levels down): the
 #: compose backend builds from its compose.yaml and deploy/, which no wheel ships.
 ROOT = Path(__file__).resolve().parents[4]
-PROJECT = "authscale-exp"
 #: A bound that proves "does not hang": a stack coming up on a busy machine.
 READY_TIMEOUT = 300.0
 
 
-class ComposeCell:
-    """A scaled compose project serving one cell."""
-
-    def __init__(
-        self,
-        gateway_url: str,
-        counters: Mapping[str, Sequence[cgroups.CpuCounter]],
-        proxies: Sequence[int],
-        redis: RedisCli,
-        seed_command: Sequence[str],
-    ) -> None:
-        self._gateway_url = gateway_url
-        self.counters = counters
-        self.proxies = proxies
-        self.redis = redis
-        self.seed_command = seed_command
-
-    @property
-    def gateway_url(self) -> str:
-        return self._gateway_url
-
-    def seed(self, users: int) -> None:
-        docker_engine.run([*self.seed_command, "--count", str(users)], what="seeding the accounts")
-
-    def sample(self, locust_pid: int) -> Sample:
-        components = {
-            name: sum(counter.seconds() for counter in counters)
-            for name, counters in self.counters.items()
-        }
-        components["gateway"] = components.get("gateway", 0.0) + sum(
-            cpu.tree_cpu_seconds(pid) for pid in self.proxies
-        )
-        components["locust"] = cpu.tree_cpu_seconds(locust_pid)
-        busy, total = cpu.machine_busy_seconds()
-        usage = cpu.CpuSample(time.time(), components, busy, total)
-        return usage, self.redis.commandstats()
-
-
 class ComposeBackend:
-    """compose.yaml on the local Docker engine; one project per variant, scaled per cell."""
-
     name = "compose"
     overhead_seconds = 40.0
 
-    def __init__(self, project: str = PROJECT, root: Path = ROOT) -> None:
+    def __init__(self, project: str = "authscale-lab", root: Path = ROOT) -> None:
         self.project = project
         self.root = root
         self.program: list[str] = []
-        #: The environment of every compose command; each variant adds its own to ``base_env``.
+        #: The environment of every compose command, before each project adds its own.
         self.base_env: dict[str, str] = {}
-        self.env: dict[str, str] = {}
-        self.variant: str | None = None
+        self.running: Project | None = None
+        #: The family, settings and gateway limit the running project was brought up with.
+        self.running_for: tuple[str, dict[str, str], tuple[str, int]] | None = None
         self.logs: Path | None = None
         self.port = 0
 
@@ -97,24 +50,19 @@ class ComposeBackend:
         version = docker_engine.output([*self.program, "version", "--short"]).strip()
         engine = docker_engine.output(["docker", "version", "-f", "{{.Server.Version}}"]).strip()
         return (
-            f"compose ({' '.join(self.program)} {version}, Docker engine {engine}; project "
-            f"{self.project}, fresh per variant, scaled per cell with deploy/compose-scale.sh); "
-            "CPU from each container's cgroup, docker-proxy counted with the gateway"
+            f"compose ({' '.join(self.program)} {version}, Docker engine {engine}; projects "
+            f"{self.project}-*, fresh per variant or scenario, scaled with "
+            "deploy/compose-scale.sh); CPU from each container's cgroup, docker-proxy counted "
+            "with the gateway"
         )
 
-    def prepare(self, plan: StackPlan) -> None:
+    def prepare(self, env: Mapping[str, str]) -> None:
         if not (self.root / "compose.yaml").is_file():
             raise StackError(
                 f"the compose backend needs a checkout of the repository (no compose.yaml in "
                 f"{self.root}); run it from a clone, or use the local backend"
             )
-        text = (self.root / "compose.yaml").read_text()
-        unread = [key for key in plan.env if "${" + key not in text]
-        if unread:
-            raise StackError(
-                f"compose.yaml does not pass {', '.join(unread)} to the containers; "
-                "set only variables it reads (see .env.example)"
-            )
+        self._check_read(env)
         problem = docker_engine.missing_engine()
         if problem is not None:
             raise StackError(f"the compose backend needs Docker: {problem}")
@@ -124,9 +72,7 @@ class ComposeBackend:
         wheels = any((self.root / "deploy" / "wheels").glob("*.whl"))
         self.base_env = {
             **os.environ,
-            "COMPOSE_PROJECT_NAME": self.project,
             "COMPOSE_FILE": str(self.root / "compose.yaml"),
-            "AUTHSCALE_REDIS_PASSWORD": secrets.token_hex(24),
             "AUTHSCALE_COOKIE_SECURE": "false",
             "AUTHSCALE_DEMO_USER": "false",
             "AUTHSCALE_GATEWAY_BIND": "127.0.0.1",
@@ -135,137 +81,100 @@ class ComposeBackend:
             # Offline when asked to, or when deploy/prepare-docker.sh left wheels for it.
             "AUTHSCALE_BUILD_OFFLINE": os.environ.get("AUTHSCALE_BUILD_OFFLINE")
             or ("1" if wheels else ""),
-            **plan.env,
         }
-        self.env = dict(self.base_env)
-        # Whatever an interrupted run left of this project goes first.
-        self.compose("down", "-v", "--remove-orphans", check=False)
         # One image serves every role; the build is cached between runs.
-        self.compose("build", "session", what="building the image")
+        builder = Project(f"{self.project}-build", self.program, self.root, self.base_env)
+        builder.compose("build", "session", what="building the image")
 
     @contextmanager
-    def stack(self, plan: StackPlan, cell: Cell, out: Path) -> Iterator[CellStack]:
-        redis: RedisCli | None = None
+    def stack(self, plan: StackPlan) -> Iterator[ComposeStack]:
+        running: ComposeStack | None = None
         try:
-            if self.variant != cell.variant.name:
+            wanted = (plan.family, dict(plan.env), plan.login_limit)
+            if self.running is None or self.running_for != wanted:
                 self.close()
-                self._up(plan, cell, out)
-            self._scale(cell.stack_replicas(plan.issuer_replicas))
-            self._wait_ready(cell, max(plan.ready_timeout, READY_TIMEOUT))
-            redis = RedisCli(["docker", "exec", "-i", self.ids("redis")[0], "redis-cli"])
-            yield ComposeCell(
-                f"http://127.0.0.1:{self.port}",
-                self._counters(set(cell.stack_replicas(plan.issuer_replicas))),
-                docker_engine.proxy_pids(self.port),
-                redis,
-                ["docker", "exec", self.ids(cell.variant.role)[0], "authscale", "users", "seed"],
-            )
+                self._up(plan)
+                self.running_for = wanted
+            assert self.running is not None
+            self._scale(self.running, plan.replicas)
+            timeout = max(plan.ready_timeout, READY_TIMEOUT)
+            self._wait_ready(self.running, plan, timeout)
+            running = ComposeStack(self.running, self.port, plan.replicas, timeout)
+            yield running
         except BaseException:
-            # A failed cell leaves nothing running; a finished one hands its stack on.
+            # A failed plan leaves nothing running; a finished one may hand its project on.
             self.close()
             raise
         finally:
-            if redis is not None:
-                redis.close()
+            if running is not None:
+                running.close()
 
     def close(self) -> None:
-        if self.variant is None:
+        if self.running is None:
             return
-        self.down(self.logs)
-        self.variant = None
-
-    def down(self, logs: Path | None) -> None:
-        """Keep the end of every container's log in ``logs``; remove containers and volumes."""
-        if logs is not None:
-            logs.parent.mkdir(parents=True, exist_ok=True)
-            # The gateway logs every request: the last lines of each container are enough.
-            tail = self.compose("logs", "--no-color", "--tail", "200", check=False).stdout
-            logs.write_text(tail)
-        self.compose("down", "-v", "--remove-orphans", check=False)
+        self.running.down(self.logs)
+        self.running = None
+        self.running_for = None
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _up(self, plan: StackPlan, cell: Cell, out: Path) -> None:
-        config = out / "gateway" / "compose-load.conf"
+    def _check_read(self, env: Mapping[str, str]) -> None:
+        text = (self.root / "compose.yaml").read_text()
+        unread = [key for key in env if "${" + key not in text]
+        if unread:
+            raise StackError(
+                f"compose.yaml does not pass {', '.join(unread)} to the containers; "
+                "set only variables it reads (see .env.example)"
+            )
+
+    def _up(self, plan: StackPlan) -> None:
+        self._check_read(plan.env)
+        config = plan.run_dir / "gateway" / "compose-load.conf"
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(gateway.render(gateway.compose_config(LOGIN_RATE, LOGIN_BURST)))
+        config.write_text(gateway.render(gateway.compose_config(*plan.login_limit)))
         config.chmod(0o644)  # nginx reads it as uid 101
         self.port = free_port()
-        self.env = {
+        env = {
             **self.base_env,
             "AUTHSCALE_REDIS_PASSWORD": secrets.token_hex(24),
             "AUTHSCALE_GATEWAY_PORT": str(self.port),
             "AUTHSCALE_GATEWAY_CONFIG": str(config.resolve()),
-            **cell.variant.env,
+            **plan.env,
         }
-        self.variant = cell.variant.name
-        self.logs = out / "stacks" / cell.variant.name / "compose.log"
-        issuers = plan.issuer_replicas if cell.variant.role == "token" else 1
-        # Every role starts: the gateway waits for all of them. The other variant's role idles
-        # at one replica, outside the cell's components (its CPU lands in "others").
-        scale = ["--scale", "session=1", "--scale", "token=1", "--scale", f"issuer={issuers}"]
-        self.compose("up", "-d", *scale, what=f"{cell.label}: compose up")
+        project = Project(f"{self.project}-{plan.family}", self.program, self.root, env)
+        # Whatever an interrupted run left of this project goes first.
+        project.compose("down", "-v", "--remove-orphans", check=False)
+        self.running = project
+        self.logs = plan.run_dir / "compose.log"
+        # Every role starts at one replica (the gateway waits for all of them); the plan's
+        # counts come from deploy/compose-scale.sh next, as an operator scales. Roles the plan
+        # does not name idle at one, outside its components (their CPU lands in "others").
+        scale = [arg for role in ROLES for arg in ("--scale", f"{role}=1")]
+        project.compose("up", "-d", *scale, what=f"{plan.label}: compose up")
 
-    def _scale(self, replicas: Mapping[str, int]) -> None:
+    def _scale(self, project: Project, replicas: Mapping[str, int]) -> None:
+        if all(len(project.ids(role)) == count for role, count in replicas.items()):
+            return
         # The issuer is named too: `up token` would otherwise bring the token replicas'
         # dependency back to compose.yaml's count.
-        pairs = [f"{role}={count}" for role, count in replicas.items()]
-        docker_engine.run(
-            [str(self.root / "deploy" / "compose-scale.sh"), *pairs],
-            what=f"deploy/compose-scale.sh {' '.join(pairs)}",
-            env=self.env,
-        )
+        project.scale([f"{role}={count}" for role, count in replicas.items()])
         for role, count in replicas.items():
-            running = len(self.ids(role))
+            running = len(project.ids(role))
             if running != count:
                 raise StackError(f"{role} has {running} containers after scaling to {count}")
 
-    def _wait_ready(self, cell: Cell, timeout: float) -> None:
+    def _wait_ready(self, project: Project, plan: StackPlan, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{self.port}/{cell.variant.role}/ping"
+        roles = [role for role in ("session", "token") if plan.replicas.get(role)]
+        urls = [f"http://127.0.0.1:{self.port}/{role}/ping" for role in roles]
         while time.monotonic() < deadline:
-            if self.all_healthy() and answers(url):
+            if project.all_healthy() and all(answers(url) for url in urls):
                 return
             time.sleep(1)
-        tail = "\n".join(self.compose("logs", "--no-color", check=False).stdout.splitlines()[-30:])
-        raise StackError(
-            f"{cell.label}: the stack never got ready within {timeout:.0f} s "
-            f"(every container healthy, {url} answering 200); recent logs:\n{tail}"
+        tail = "\n".join(
+            project.compose("logs", "--no-color", check=False).stdout.splitlines()[-30:]
         )
-
-    def all_healthy(self) -> bool:
-        states = docker_engine.inspect(self.ids(), "{{.State.Status}} {{.State.Health.Status}}")
-        running = [state for state in states if state.startswith("running")]
-        return bool(running) and all(state == "running healthy" for state in running)
-
-    def _counters(self, roles: set[str]) -> dict[str, list[cgroups.CpuCounter]]:
-        """The CPU counters of the cell's containers: its roles, Redis and the gateway."""
-        wanted = roles | {"redis", "gateway"}
-        counters: dict[str, list[cgroups.CpuCounter]] = {name: [] for name in sorted(wanted)}
-        for line in docker_engine.inspect(self.ids(), "{{.State.Pid}} {{json .Config.Labels}}"):
-            pid, _, labels = line.partition(" ")
-            component = cgroups.component_of(json.loads(labels))
-            if component in wanted and int(pid) > 0:
-                counters[component].append(cgroups.process_counter(int(pid)))
-        return counters
-
-    def ids(self, service: str | None = None) -> list[str]:
-        ids = self.compose("ps", "-q", *([service] if service else [])).stdout.split()
-        if service and not ids:
-            raise StackError(f"compose project {self.project} has no {service} container")
-        return ids
-
-    def compose(
-        self, *args: str, check: bool = True, what: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [*self.program, *args]
-        what = what or f"compose {args[0]}"
-        return docker_engine.run(argv, what=what, env=self.env, check=check, cwd=self.root)
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our loopback URL
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+        raise StackError(
+            f"{plan.label}: the stack never got ready within {timeout:.0f} s "
+            f"(every container healthy, {', '.join(urls)} answering 200); recent logs:\n{tail}"
+        )

@@ -44,7 +44,7 @@ def write(
     )
     figures = []
     if plots:
-        from authscale.lab import plots as drawing
+        from authscale.lab.experiment import figures as drawing
 
         figures = drawing.write_all(out, results, costs)
     path = out / "report.md"

@@ -1,30 +1,30 @@
-"""``authscale experiment``: the replica-scaling experiment, and the runner later scenarios share.
+"""``authscale experiment``: the replica-scaling experiment, and the command for every lab run.
 
-For each variant and replica count (a *cell*) a backend brings up a stack (local processes, or
-compose with Docker: :mod:`authscale.lab.experiment.cellstack`), seeds one account per simulated
-user; the
-experiment runs Locust headless (warm-up, then a fixed window), and meanwhile reads the CPU of
-every component and Redis's command counters through the backend. The window's figures go to
-:mod:`authscale.lab.experiment.report`, which writes the results folder.
+For each variant and replica count (a *cell*) the run's backend (:mod:`authscale.lab.backend`:
+local processes, or compose with Docker) brings up a stack and seeds one account per simulated
+user; the experiment runs Locust headless (warm-up, then a fixed window), and meanwhile reads
+the CPU of every component and Redis's command counters through the stack. The window's figures
+go to :mod:`authscale.lab.experiment.report`, which writes the results folder. The fault
+scenarios (:mod:`authscale.lab.faults`) run from the same command, by name.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from authscale.lab import load
+from authscale.lab import load, run
+from authscale.lab.backend import Backend, Sample, Stack, StackPlan
 from authscale.lab.experiment import report
 from authscale.lab.experiment.cells import Cell, CellResult, Variant
-from authscale.lab.experiment.cellstack import Backend, CellStack, LocalBackend, Sample
-from authscale.lab.stack.local import available_roles
+from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.runner import run_faults
+from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
@@ -36,64 +36,33 @@ VARIANTS: Mapping[str, Variant] = {
 SAMPLE_EVERY = 0.5
 #: Mostly dashboard reads; token users also refresh now and then (session users have no refresh).
 DEFAULT_WEIGHTS = {"dashboard": 100, "refresh": 1}
-BACKENDS = ("local", "compose")
-
-
-def make_backend(name: str) -> Backend:
-    if name == "compose":
-        # Imported on demand: the local path never needs the compose module's checks.
-        from authscale.lab.compose.backend import ComposeBackend
-
-        return ComposeBackend()
-    return LocalBackend()
+#: Compose only: each variant's project is ``<project>-<variant>``.
+PROJECT = "authscale-exp"
 
 
 @dataclass(frozen=True)
-class ExperimentConfig:
+class ExperimentConfig(run.RunConfig):
     variants: Sequence[str] = ("session", "token", "token-denylist")
     replicas: Sequence[int] = (1, 2, 4)
-    users: int = 48
     warm_up: float = 10.0
-    seconds: float = 30.0
     weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     locust_processes: int = 1
     issuer_replicas: int = 1
-    results_dir: Path = Path("results")
-    locustfile: Path = load.DEFAULT_LOCUSTFILE
-    ready_timeout: float = 60.0
-    #: AUTHSCALE_* settings for every replica of every cell, on top of the stack's own.
-    env: Mapping[str, str] = field(default_factory=dict)
-    #: How the report says to reproduce it.
-    command: str = "authscale experiment"
-    #: Fault scenarios only: seconds into the load when the fault starts, and how long it lasts.
-    fault_at: float = 12.0
-    outage: float = 10.0
-    soak: float = 600.0
-    #: What runs each cell's stack: ``local`` processes or ``compose`` (Docker).
-    backend: str = "local"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown:
             raise StackError(
                 f"unknown variant {', '.join(unknown)}; variants are {', '.join(VARIANTS)}"
             )
-        if self.backend not in BACKENDS:
-            raise StackError(f"unknown backend {self.backend}; backends are {', '.join(BACKENDS)}")
         if not self.variants:
             raise StackError("name at least one variant")
         bad = [count for count in self.replicas if count < 1]
         if bad or not self.replicas:
             raise StackError(f"replica counts must be 1 or more, got {list(self.replicas)}")
-        if self.users < 1 or self.seconds <= 0 or self.warm_up < 0:
-            raise StackError("users must be 1 or more, seconds above 0, warm-up 0 or more")
-        missing = {VARIANTS[name].role for name in self.variants} - set(available_roles())
-        if missing:
-            raise StackError(
-                f"the {', '.join(sorted(missing))} role is not in this checkout, so the "
-                f"{', '.join(n for n in self.variants if VARIANTS[n].role in missing)} variant "
-                "cannot run"
-            )
+        if self.warm_up < 0:
+            raise StackError("warm-up must be 0 or more")
 
     def describe(self, stack: str) -> dict[str, str]:
         return {
@@ -113,12 +82,20 @@ class ExperimentConfig:
     def cells(self) -> list[Cell]:
         return [Cell(VARIANTS[name], count) for name in self.variants for count in self.replicas]
 
-
-Progress = Callable[[str], None]
+    def stack_plan(self, cell: Cell, out: Path) -> StackPlan:
+        return StackPlan(
+            label=cell.label,
+            replicas=cell.stack_replicas(self.issuer_replicas),
+            run_dir=out / "stacks" / cell.slug,
+            env={**self.env, **cell.variant.env},
+            ready_timeout=self.ready_timeout,
+            # On compose a variant's project is rescaled from one cell to the next.
+            family=cell.variant.name,
+        )
 
 
 def run_experiment(
-    config: ExperimentConfig, progress: Progress = print, backend: Backend | None = None
+    config: ExperimentConfig, progress: run.Progress = run.say, backend: Backend | None = None
 ) -> Path:
     """Run every cell, write the results folder, and return its path.
 
@@ -126,28 +103,30 @@ def run_experiment(
     project name of their own, say).
     """
     load.check_installed(config.locustfile)
-    backend = backend or make_backend(config.backend)
-    backend.prepare(config)
+    backend = backend or run.make_backend(config.backend, PROJECT)
+    backend.prepare(config.env)
     try:
         return _run_cells(config, backend, progress)
     finally:
         backend.close()
 
 
-def _run_cells(config: ExperimentConfig, backend: Backend, progress: Progress) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = config.results_dir / stamp
-    (out / "raw").mkdir(parents=True, exist_ok=True)
+def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progress) -> Path:
+    out = run.results_folder(config.results_dir)
     cells = config.cells()
     results: list[CellResult] = []
     began = time.monotonic()
     for index, cell in enumerate(cells, start=1):
         elapsed = time.monotonic() - began
-        left = _remaining(config, backend, elapsed, index - 1, len(cells))
+        if index > 1:
+            left = elapsed / (index - 1) * (len(cells) - index + 1)
+        else:
+            # Before the first cell: the load itself plus the time to start and stop a stack.
+            left = (config.warm_up + config.seconds + backend.overhead_seconds) * len(cells)
         progress(
             f"cell {index}/{len(cells)}: {cell.label} ({config.users} users, "
             f"{config.warm_up:g} s warm-up + {config.seconds:g} s) "
-            f"elapsed {_clock(elapsed)}, about {_clock(left)} left"
+            f"elapsed {run.clock(elapsed)}, about {run.clock(left)} left"
         )
         result = run_cell(config, backend, cell, out)
         progress(
@@ -156,13 +135,13 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: Progress) -
         )
         results.append(result)
     report.write(out, results, config.describe(backend.describe()), command=config.command)
-    progress(f"done in {_clock(time.monotonic() - began)}: {out / 'report.md'}")
+    progress(f"done in {run.elapsed(began)}: {out / 'report.md'}")
     return out
 
 
 def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) -> CellResult:
     """One cell: the backend's stack, seeded, loaded while sampling, then handed back."""
-    with backend.stack(config, cell, out) as stack:
+    with backend.stack(config.stack_plan(cell, out)) as stack:
         stack.seed(config.users)
         plan = load.LocustPlan(
             host=stack.gateway_url,
@@ -182,31 +161,19 @@ def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) 
         return CellResult.from_window(cell, config.users, figures, samples)
 
 
-def _load_while_sampling(stack: CellStack, plan: load.LocustPlan) -> list[Sample]:
-    with plan.log_file.open("ab") as log:
-        process = subprocess.Popen(
-            plan.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
+def _load_while_sampling(stack: Stack, plan: load.LocustPlan) -> list[Sample]:
     samples: list[Sample] = []
     deadline = time.monotonic() + plan.run_time + 60
-    try:
+    with load.Locust(plan) as locust:
         while True:
             # Read the CPU before Locust is reaped: a reaped process has no /proc entry left.
-            samples.append(stack.sample(process.pid))
-            if process.poll() is not None:
+            samples.append(stack.sample(locust.pid))
+            if not locust.running():
                 break
             if time.monotonic() > deadline:
                 raise StackError(f"Locust overran its run time; read {plan.log_file}")
             time.sleep(SAMPLE_EVERY)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    if process.returncode != 0:
-        raise StackError(
-            f"Locust exited with status {process.returncode}; read {plan.log_file}:\n"
-            + "\n".join(load.tail_of(plan))
-        )
+    locust.check()
     return samples
 
 
@@ -226,69 +193,11 @@ def _write_timeline(path: Path, samples: Sequence[Sample]) -> None:
             )
 
 
-def _remaining(
-    config: ExperimentConfig, backend: Backend, elapsed: float, done: int, total: int
-) -> float:
-    if done:
-        return elapsed / done * (total - done)
-    # Before the first cell: the load itself plus the time to start and stop a stack.
-    return (config.warm_up + config.seconds + backend.overhead_seconds) * total
-
-
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s"
-
-
 # -- command -----------------------------------------------------------------------------------
 
-
-def run_fault_scenarios(
-    config: ExperimentConfig, progress: Progress, names: Sequence[str] = ()
-) -> Path:
-    """The fault and abuse scenarios (all, or ``names``), each under steady load."""
-    from authscale.lab.faults.runner import FaultConfig, run_faults
-    from authscale.lab.faults.scenarios import SCENARIOS as FAULTS
-
-    fault_config = FaultConfig(
-        scenarios=names,
-        users=config.users,
-        seconds=config.seconds,
-        fault_at=config.fault_at,
-        outage=config.outage,
-        soak=config.soak,
-        results_dir=config.results_dir,
-        locustfile=config.locustfile,
-        ready_timeout=config.ready_timeout,
-        env=config.env,
-        command=config.command,
-        backend=config.backend,
-    )
-    return run_faults(fault_config, FAULTS, progress)
-
-
-def _fault_scenario(name: str) -> Callable[[ExperimentConfig, Progress], Path]:
-    return lambda config, progress: run_fault_scenarios(config, progress, (name,))
-
-
-#: The fault scenarios, each runnable alone (`authscale experiment redis-outage`).
-FAULT_SCENARIOS = (
-    "redis-outage",
-    "replica-loss",
-    "rolling-restart",
-    "key-rotation",
-    "revocation",
-    "login-storm",
-    "abuse",
-    "soak",
-)
-
-#: Scenario name -> the function that runs it.
-SCENARIOS: dict[str, Callable[[ExperimentConfig, Progress], Path]] = {
-    "scaling": run_experiment,
-    "faults": run_fault_scenarios,
-    **{name: _fault_scenario(name) for name in FAULT_SCENARIOS},
-}
+#: What ``authscale experiment SCENARIO`` runs: the scaling experiment, every fault scenario
+#: (``faults``), or one of them by its name in :data:`authscale.lab.faults.scenarios.SCENARIOS`.
+SCENARIOS = ("scaling", "faults", *FAULT_SCENARIOS)
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -297,7 +206,7 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="run an experiment on local or compose stacks and write results/<timestamp>/",
         description="Without a scenario, runs the replica-scaling experiment.",
     )
-    parser.add_argument("scenario", nargs="?", default="scaling", choices=sorted(SCENARIOS))
+    parser.add_argument("scenario", nargs="?", default="scaling", choices=SCENARIOS)
     parser.add_argument(
         "--variants",
         type=_names,
@@ -308,41 +217,43 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--replicas",
         type=_counts,
         default=ExperimentConfig.replicas,
-        help="comma-separated replica counts (default 1,2,4)",
+        help="comma-separated replica counts (default "
+        + ",".join(str(count) for count in ExperimentConfig.replicas)
+        + ")",
     )
-    parser.add_argument("--users", type=int, default=ExperimentConfig.users)
+    parser.add_argument("--users", type=int, default=run.RunConfig.users)
     parser.add_argument("--warm-up", type=float, default=ExperimentConfig.warm_up)
-    parser.add_argument("--seconds", type=float, default=ExperimentConfig.seconds)
+    parser.add_argument("--seconds", type=float, default=run.RunConfig.seconds)
     parser.add_argument(
         "--weights",
         type=_weights,
-        default=None,
+        default=dict(DEFAULT_WEIGHTS),
         help="task weights, e.g. dashboard=100,refresh=1 (the default)",
     )
-    parser.add_argument("--locust-processes", type=int, default=1)
+    parser.add_argument("--locust-processes", type=int, default=ExperimentConfig.locust_processes)
     parser.add_argument(
         "--fault-at",
         type=float,
-        default=ExperimentConfig.fault_at,
-        help="fault scenarios: seconds into the load when the fault starts (default 12)",
+        default=FaultConfig.fault_at,
+        help="fault scenarios: seconds into the load when the fault starts (default %(default)s)",
     )
     parser.add_argument(
         "--outage",
         type=float,
-        default=ExperimentConfig.outage,
-        help="fault scenarios: seconds Redis or a killed replica stays down (default 10)",
+        default=FaultConfig.outage,
+        help="fault scenarios: seconds Redis or a killed replica stays down (default %(default)s)",
     )
     parser.add_argument(
         "--soak-seconds",
         type=float,
-        default=ExperimentConfig.soak,
-        help="the soak scenario's seconds of load (default 600)",
+        default=FaultConfig.soak,
+        help="the soak scenario's seconds of load (default %(default)s)",
     )
-    parser.add_argument("--results-dir", type=Path, default=ExperimentConfig.results_dir)
-    parser.add_argument("--locustfile", type=Path, default=load.DEFAULT_LOCUSTFILE)
+    parser.add_argument("--results-dir", type=Path, default=run.RunConfig.results_dir)
+    parser.add_argument("--locustfile", type=Path, default=run.RunConfig.locustfile)
     parser.add_argument(
         "--backend",
-        default=ExperimentConfig.backend,
+        default=run.RunConfig.backend,
         help="local (processes on loopback, the default) or compose (Docker, compose.yaml)",
     )
     parser.set_defaults(run=_run)
@@ -373,21 +284,33 @@ def _weights(text: str) -> dict[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = ExperimentConfig(
-        variants=args.variants,
-        replicas=args.replicas,
-        users=args.users,
-        warm_up=args.warm_up,
-        seconds=args.seconds,
-        weights=args.weights or DEFAULT_WEIGHTS,
-        locust_processes=args.locust_processes,
-        results_dir=args.results_dir,
-        locustfile=args.locustfile,
+    shared = {
+        "users": args.users,
+        "seconds": args.seconds,
+        "results_dir": args.results_dir,
+        "locustfile": args.locustfile,
+        "backend": args.backend,
+        "command": "authscale " + " ".join(sys.argv[1:])
+        if sys.argv[1:]
+        else "authscale experiment",
+    }
+    if args.scenario == "scaling":
+        config = ExperimentConfig(
+            variants=args.variants,
+            replicas=args.replicas,
+            warm_up=args.warm_up,
+            weights=args.weights,
+            locust_processes=args.locust_processes,
+            **shared,
+        )
+        run_experiment(config)
+        return 0
+    faults = FaultConfig(
+        scenarios=() if args.scenario == "faults" else (args.scenario,),
         fault_at=args.fault_at,
         outage=args.outage,
         soak=args.soak_seconds,
-        backend=args.backend,
-        command="authscale " + " ".join(sys.argv[1:]) if sys.argv[1:] else "authscale experiment",
+        **shared,
     )
-    SCENARIOS[args.scenario](config, lambda line: print(line, flush=True))
+    run_faults(faults, FAULT_SCENARIOS)
     return 0

@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from authscale.lab.faults.checks import Check, ScenarioResult
 from authscale.lab.faults.probes import Probes, tally
-from authscale.lab.faults.runner import Check, FaultRun, ScenarioResult
-from authscale.lab.faults.stack import LocalFaultStack
+from authscale.lab.faults.runner import FaultRun
 from authscale.lab.faults.timeline import Timeline, describe
+from authscale.lab.stack.backend import LocalRunning
 from authscale.lab.stack.processes import StackError
 from authscale.login.command import DEFAULT_SEED_PASSWORD
 
@@ -69,7 +70,7 @@ def abuse(run: FaultRun) -> ScenarioResult:
     victim = run.probe_accounts[0]
     real = run.probe_accounts[:5]
     targets = [*real, *[f"ghost{n}" for n in range(len(real))]]
-    if not isinstance(run.stack, LocalFaultStack):
+    if not isinstance(run.stack, LocalRunning):
         raise StackError(f"the abuse scenario runs on the local stack only: {LOCAL_ONLY}")
     local = run.stack.local
     gateway = local.gateway_url

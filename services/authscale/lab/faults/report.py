@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from authscale.lab import plots
+from authscale.lab.faults.checks import ScenarioResult
+from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.timeline import Timeline, describe
 from authscale.lab.measure import machine
-
-if TYPE_CHECKING:
-    from authscale.lab.faults.runner import FaultConfig, ScenarioResult
 
 #: One panel per variant in every timeline plot.
 PANELS = (("session", "session "), ("token", "token "))

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import httpx
 
+from authscale.lab.faults.checks import Check, ScenarioResult
 from authscale.lab.faults.probes import Probe, Probes
-from authscale.lab.faults.runner import Check, FaultRun, ScenarioResult
+from authscale.lab.faults.runner import FaultRun
 
 #: How long a replica is asked before its credential counts as "still accepted".
 WATCH = 3.0
@@ -44,9 +45,9 @@ def revocation(run: FaultRun) -> ScenarioResult:
             run.config,
             f"{run.name}-denylist",
             run.out,
+            run.backend,
             replicas={"token": 2, "issuer": 1},
             env=DENYLIST_ENV,
-            backend=run.stack.backend,
         ) as denylist_run,
         Probes(denylist_run.stack.gateway_url, run.probe_accounts) as probes,
     ):

@@ -1,103 +1,35 @@
 """``authscale experiment faults``: break the stack under steady load and record what happens.
 
-Each scenario gets a fresh local stack with both variants (two replicas of each, two issuers),
-seeded accounts, and Locust's steady readers of both variants running headless. While they run,
-the scenario breaks something (kills a replica, stops Redis, restarts everything, ...) and marks
-the moments; Locust counts every answer per second by name, status and outcome (the locustfile's
-``--timeline``), so the report tells a 503 (the design) from a 401 (a lost session) or a 500 (a
-bug). Each scenario also checks what its own probes kept (sessions, tokens) and returns the rows
-of its table: target, what was observed, met or not.
+Each scenario gets a fresh stack with both variants (two replicas of each, two issuers) from the
+run's backend (:mod:`authscale.lab.backend`), seeded accounts, and Locust's steady readers of
+both variants running headless. While they run, the scenario breaks something (kills a replica,
+stops Redis, restarts everything, ...) and marks the moments; Locust counts every answer per
+second by name, status and outcome (the locustfile's ``--timeline``), so the report tells a 503
+(the design) from a 401 (a lost session) or a 500 (a bug). Each scenario also checks what its
+own probes kept (sessions, tokens) and returns the rows of its table: target, what was
+observed, met or not.
 """
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
-from authscale.lab import load
-from authscale.lab.faults.stack import FaultStack, LocalFaultStack
+from authscale.lab import load, run
+from authscale.lab.backend import LOAD_LOGIN_LIMIT, Backend, Stack, StackPlan
+from authscale.lab.faults import report as fault_report
+from authscale.lab.faults.checks import ScenarioResult
+from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.timeline import Timeline
-from authscale.lab.stack.local import StackConfig
-from authscale.lab.stack.processes import StackError, free_port
+from authscale.lab.stack.backend import LocalBackend
+from authscale.lab.stack.processes import StackError
 
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    scenarios: Sequence[str] = ()
-    users: int = 24
-    #: Seconds of load per scenario, and when (after Locust starts) the fault begins.
-    seconds: float = 45.0
-    fault_at: float = 12.0
-    #: How long Redis stays down, and how long a killed replica stays dead.
-    outage: float = 10.0
-    #: Accounts logged in outside Locust before the fault and checked after it.
-    probes: int = 20
-    #: Seconds of load in the soak scenario.
-    soak: float = 600.0
-    results_dir: Path = Path("results")
-    locustfile: Path = load.DEFAULT_LOCUSTFILE
-    ready_timeout: float = 60.0
-    #: AUTHSCALE_* settings for every replica, on top of the stack's and the scenario's.
-    env: Mapping[str, str] = field(default_factory=dict)
-    command: str = "authscale experiment faults"
-    #: What runs each scenario's stack: ``local`` processes or ``compose`` (Docker).
-    backend: str = "local"
-    #: Compose only: each scenario's project is ``<project>-<scenario>``.
-    project: str = "authscale-faults"
-
-    def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise StackError(f"unknown backend {self.backend}; backends are {', '.join(BACKENDS)}")
-        if self.users < 2 or self.seconds <= 0 or self.fault_at < 0 or self.outage < 0:
-            raise StackError(
-                "users must be 2 or more (one per variant), seconds above 0, "
-                "fault time and outage 0 or more"
-            )
-        if self.soak <= self.fault_at:
-            raise StackError(f"the soak ({self.soak:g} s) must outlast the fault delay")
-        if self.fault_at + self.outage >= self.seconds:
-            raise StackError(
-                f"the fault ({self.fault_at:g} s + {self.outage:g} s) must end before the load "
-                f"does ({self.seconds:g} s): raise --seconds"
-            )
-
-
-BACKENDS = ("local", "compose")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One row of a scenario's table."""
-
-    target: str
-    observed: str
-    met: bool
-    #: A measured target (speed, memory growth): reported, never asserted by the test suite,
-    #: whose short runs say nothing about either.
-    measured: bool = False
-
-
-@dataclass
-class ScenarioResult:
-    name: str
-    title: str
-    checks: list[Check] = field(default_factory=list)
-    marks: list[tuple[float, str]] = field(default_factory=list)
-    timeline: Timeline | None = None
-    notes: list[str] = field(default_factory=list)
-    #: What ran the stack: ``local`` or ``compose``.
-    backend: str = "local"
-
-    @property
-    def met(self) -> bool:
-        return all(check.met for check in self.checks)
+#: Bounds on a fault: at most this long, and the load runs on this long after it.
+MAX_FAULT = 300.0
+AFTER_FAULT = 5.0
 
 
 class FaultRun:
@@ -108,63 +40,49 @@ class FaultRun:
         config: FaultConfig,
         name: str,
         out: Path,
+        backend: Backend,
         *,
         replicas: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         login_limit: tuple[str, int] | None = None,
-        backend: str | None = None,
     ) -> None:
         self.config = config
         self.name = name
         self.out = out
+        self.backend = backend
         self.raw = out / "raw" / name
         self.marks: list[tuple[float, str]] = []
-        replicas = replicas or {"session": 2, "token": 2, "issuer": 2}
-        # Every simulated user logs in from one address; the abuse scenario keeps a real
-        # per-address limit, with a burst for those first logins.
-        limit = login_limit or ("100000r/s", 100000)
-        settings = {"AUTHSCALE_LOG_LEVEL": "WARNING", **config.env, **(env or {})}
-        run_dir = out / "stacks" / name
-        self.stack: FaultStack
-        if (backend or config.backend) == "compose":
-            from authscale.lab.faults.compose import ComposeFaultStack
+        self.plan = StackPlan(
+            label=name,
+            replicas=replicas or {"session": 2, "token": 2, "issuer": 2},
+            run_dir=out / "stacks" / name,
+            env={**config.env, **(env or {})},
+            # Every simulated user logs in from one address; the abuse scenario keeps a real
+            # per-address limit, with a burst for those first logins.
+            login_limit=login_limit or LOAD_LOGIN_LIMIT,
+            ready_timeout=config.ready_timeout,
+            family=name,
+        )
+        self._exit = ExitStack()
+        self._stack: Stack | None = None
 
-            self.stack = ComposeFaultStack(
-                f"{config.project}-{name}", run_dir, replicas, limit, settings,
-                config.ready_timeout,
-            )  # fmt: skip
-        else:
-            self.stack = LocalFaultStack(
-                StackConfig(
-                    run_dir=run_dir,
-                    replicas=replicas,
-                    gateway_port=free_port(),
-                    redis_port=free_port(),
-                    base_port=None,
-                    login_rate=limit[0],
-                    login_burst=limit[1],
-                    demo_user=False,
-                    env=settings,
-                    ready_timeout=config.ready_timeout,
-                )
-            )
+    @property
+    def stack(self) -> Stack:
+        assert self._stack is not None, "enter the FaultRun first"
+        return self._stack
 
     def __enter__(self) -> FaultRun:
         self.raw.mkdir(parents=True, exist_ok=True)
-        try:
-            try:
-                self.stack.up()
-            except StackError as error:
-                raise StackError(f"{self.name}: the stack never got ready: {error}") from error
-            self.stack.seed(self.config.users + self.config.probes)
-        except BaseException:
-            # Whatever came up goes down again, the compose project's volumes included.
-            self.stack.down()
-            raise
+        with ExitStack() as starting:
+            # Each scenario's stack is its own: nothing of it outlives the scenario.
+            starting.callback(self.backend.close)
+            self._stack = starting.enter_context(self.backend.stack(self.plan))
+            self._stack.seed(self.config.users + self.config.probes)
+            self._exit = starting.pop_all()
         return self
 
     def __exit__(self, *_: object) -> None:
-        self.stack.down()
+        self._exit.close()
 
     @property
     def probe_accounts(self) -> list[str]:
@@ -208,43 +126,18 @@ class FaultRun:
             scenario=scenario,
             extra_args=("--timeline", str(timeline_path)),
         )
-        with plan.log_file.open("ab") as log:
-            process = subprocess.Popen(
-                plan.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-            )
-        began = time.monotonic()
-        self.mark("load starts")
-        try:
-            _wait(process, began + self.config.fault_at)
-            if process.poll() is not None:
+        with load.Locust(plan) as locust:
+            began = time.monotonic()
+            self.mark("load starts")
+            locust.wait(began + self.config.fault_at)
+            if not locust.running():
                 raise StackError(f"Locust stopped before the fault; read {plan.log_file}")
             fault()
-            _wait(process, max(began + seconds, time.monotonic() + AFTER_FAULT))
+            locust.wait(max(began + seconds, time.monotonic() + AFTER_FAULT))
             self.mark("load ends")
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            raise StackError(f"Locust did not stop; read {plan.log_file}") from None
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-        if process.returncode != 0 or not timeline_path.exists():
-            raise StackError(
-                f"Locust exited with status {process.returncode} and no timeline; read "
-                f"{plan.log_file}:\n" + "\n".join(load.tail_of(plan))
-            )
+            locust.stop()
+        locust.check(timeline_path)
         return Timeline.read(timeline_path)
-
-
-#: Bounds on a fault: at most this long, and the load runs on this long after it.
-MAX_FAULT = 300.0
-AFTER_FAULT = 5.0
-
-
-def _wait(process: subprocess.Popen[bytes], until: float) -> None:
-    while time.monotonic() < until and process.poll() is None:
-        time.sleep(0.1)
 
 
 Scenario = Callable[[FaultRun], ScenarioResult]
@@ -265,15 +158,13 @@ class ScenarioSpec:
 def run_faults(
     config: FaultConfig,
     scenarios: Mapping[str, ScenarioSpec],
-    progress: Progress = print,
+    progress: run.Progress = run.say,
     collect: dict[str, ScenarioResult] | None = None,
 ) -> Path:
     """Run the chosen scenarios one after another, each on its own stack; write the report.
 
     ``collect``, if given, receives each scenario's result by name (the tests read it).
     """
-    from authscale.lab.faults import report as fault_report
-
     load.check_installed(config.locustfile)
     chosen = list(config.scenarios) or list(scenarios)
     unknown = [name for name in chosen if name not in scenarios]
@@ -281,36 +172,31 @@ def run_faults(
         raise StackError(
             f"unknown fault scenario {', '.join(unknown)}; scenarios are {', '.join(scenarios)}"
         )
-    out = config.results_dir / ("faults-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
-    out.mkdir(parents=True, exist_ok=True)
+    backend = run.make_backend(config.backend, config.project)
+    backend.prepare(config.env)
+    out = run.results_folder(config.results_dir, "faults-")
     results = []
     began = time.monotonic()
     for index, name in enumerate(chosen, start=1):
         spec = scenarios[name]
-        progress(f"scenario {index}/{len(chosen)}: {name}, elapsed {_elapsed(began)}")
+        progress(f"scenario {index}/{len(chosen)}: {name}, elapsed {run.elapsed(began)}")
         limit = spec.login_limit(config) if spec.login_limit else None
-        backend = "local" if spec.local_only else config.backend
-        if backend != config.backend:
+        here: Backend = backend
+        if spec.local_only and backend.name != "local":
+            here = LocalBackend()
             progress(f"  on the local stack: {spec.local_only}")
-        with FaultRun(config, name, out, env=spec.env, login_limit=limit, backend=backend) as run:
-            result = spec.run(run)
-        result.marks = run.marks
-        result.backend = run.stack.backend
-        result.notes += run.stack.notes
-        if backend != config.backend:
-            result.notes.append(
-                f"Ran on the local stack, not on {config.backend}: {spec.local_only}"
-            )
+        with FaultRun(config, name, out, here, env=spec.env, login_limit=limit) as fault_run:
+            result = spec.run(fault_run)
+        result.marks = fault_run.marks
+        result.backend = fault_run.stack.backend
+        result.notes += fault_run.stack.notes
+        if here is not backend:
+            result.notes.append(f"Ran on the local stack, not on {backend.name}: {spec.local_only}")
         results.append(result)
         if collect is not None:
             collect[name] = result
         for check in result.checks:
             progress(f"  {'met ' if check.met else 'MISSED'}  {check.target}: {check.observed}")
     fault_report.write(out, results, config)
-    progress(f"done in {_elapsed(began)}: {out / 'report.md'}")
+    progress(f"done in {run.elapsed(began)}: {out / 'report.md'}")
     return out
-
-
-def _elapsed(began: float) -> str:
-    minutes, seconds = divmod(round(time.monotonic() - began), 60)
-    return f"{minutes}m{seconds:02d}s"

@@ -11,12 +11,14 @@ import time
 
 import httpx
 
+from authscale.lab.backend import role_of
 from authscale.lab.faults.abuse import LOCAL_ONLY, abuse
+from authscale.lab.faults.checks import Check, ScenarioResult
+from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.probes import Probes, kid_of, tally, until
 from authscale.lab.faults.revocation import revocation
-from authscale.lab.faults.runner import Check, FaultConfig, FaultRun, ScenarioResult, ScenarioSpec
+from authscale.lab.faults.runner import FaultRun, ScenarioSpec
 from authscale.lab.faults.soak import soak
-from authscale.lab.faults.stack import role_of
 from authscale.lab.faults.storm import login_storm
 from authscale.lab.faults.timeline import Row, Timeline, describe
 from authscale.lab.stack.gateway import GatewayConfig

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from authscale.lab import plots
-from authscale.lab.faults.runner import Check, FaultRun, ScenarioResult
+from authscale.lab.faults.checks import Check, ScenarioResult
+from authscale.lab.faults.runner import FaultRun
 from authscale.lab.faults.timeline import Timeline, describe
 
 SAMPLE_EVERY = 2.0

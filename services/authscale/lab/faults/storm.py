@@ -10,11 +10,11 @@ the event loop that answers the readers).
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 from authscale.lab import load
-from authscale.lab.faults.runner import Check, FaultRun, ScenarioResult
+from authscale.lab.faults.checks import Check, ScenarioResult
+from authscale.lab.faults.runner import FaultRun
 from authscale.lab.faults.timeline import Timeline, describe
 from authscale.lab.stack.processes import StackError
 
@@ -40,28 +40,19 @@ def login_storm(run: FaultRun) -> ScenarioResult:
         scenario="login-storm",
         extra_args=("--timeline", str(run.raw / "storm-timeline.csv")),
     )
-    processes: list[subprocess.Popen[bytes]] = []
+    storms: list[load.Locust] = []
 
     def start_storm() -> None:
         run.mark(f"storm: {storm_users} users log in and out")
-        with storm.log_file.open("ab") as log:
-            processes.append(
-                subprocess.Popen(
-                    storm.argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-                )
-            )
+        storms.append(load.Locust(storm))
 
     try:
         result.timeline = run.under_load(start_storm, tag="beside-storm", warm_up=warm_up)
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        for locust in storms:
+            with locust:
+                if locust.running():
+                    locust.stop()
     storm_path = run.raw / "storm-timeline.csv"
     if not storm_path.exists():
         raise StackError(f"the storm wrote no timeline; read {storm.log_file}")

@@ -2,14 +2,14 @@
 
 The template uses ``{{ name }}`` placeholders so that nginx's own ``$variables`` stay untouched;
 rendering fails on a placeholder without a value, so a typo never reaches nginx.
+The compose and Kubernetes presets are here; ``authscale gateway render`` and the local preset
+are in :mod:`authscale.lab.stack.presets`, beside the local stack they read.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -161,7 +161,6 @@ RENDERED_COPIES = {
     "kubernetes": Path("deploy/k8s/base/gateway/nginx.conf"),
     "kubernetes-production": Path("deploy/k8s/overlays/production/gateway/nginx.conf"),
 }
-TARGETS = ("local", *RENDERED_COPIES)
 #: The replicas' port inside containers and pods.
 REPLICA_PORT = 8000
 #: HSTS for two years with subdomains: the production overlay serves nothing but HTTPS.
@@ -187,22 +186,6 @@ CONTAINER_FILES = _Files(
     access_log="/dev/stdout",
     temp_dir=CONTAINER_TMP,
 )
-
-
-def local_config() -> GatewayConfig:
-    """What ``authscale up`` renders with its default options (it renders its own at start)."""
-    from authscale.lab.stack.local import ROLE_APPS, StackConfig, available_roles, gateway_config
-
-    stack = StackConfig()
-    base = stack.base_port or 8100
-    upstreams = {
-        role: [
-            f"{stack.host}:{base + ROLE_APPS[role][1] + index}"
-            for index in range(1, stack.replicas.get(role, 0) + 1)
-        ]
-        for role in available_roles()
-    }
-    return gateway_config(stack, stack.run_dir.resolve(), upstreams)
 
 
 def compose_config(login_rate: str = "10r/s", login_burst: int = 20) -> GatewayConfig:
@@ -253,56 +236,3 @@ def kubernetes_config(
     return replace(
         config, forwarded_proto="https", real_ip_from=tuple(real_ip_from), server_extra=(HSTS,)
     )
-
-
-def preset(target: str, args: argparse.Namespace) -> GatewayConfig:
-    """The configuration ``authscale gateway render --target TARGET`` writes."""
-    limits = {"login_rate": args.login_rate, "login_burst": args.login_burst}
-    if target == "local":
-        return local_config()
-    if target == "compose":
-        return compose_config(**limits)
-    if target in {"kubernetes", "kubernetes-production"}:
-        return kubernetes_config(
-            namespace=args.namespace,
-            cluster_domain=args.cluster_domain,
-            production=target == "kubernetes-production",
-            real_ip_from=tuple(args.real_ip_from or ("10.0.0.0/8",)),
-            **limits,
-        )
-    raise ValueError(f"unknown gateway target {target!r}; targets: {', '.join(TARGETS)}")
-
-
-def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    group = commands.add_parser("gateway", help="the nginx gateway's configuration")
-    actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
-    render_cmd = actions.add_parser(
-        "render",
-        help="render gateway/nginx.conf.template for one way of running the stack",
-        description="Committed copies: "
-        + ", ".join(f"{target} -> {path}" for target, path in RENDERED_COPIES.items()),
-    )
-    render_cmd.add_argument("--target", choices=TARGETS, required=True)
-    render_cmd.add_argument("--output", type=Path, help="write here instead of stdout")
-    render_cmd.add_argument("--login-rate", default="10r/s", help="limit_req rate (10r/s)")
-    render_cmd.add_argument("--login-burst", type=int, default=20, help="limit_req burst (20)")
-    render_cmd.add_argument("--namespace", default="authscale", help="Kubernetes namespace")
-    render_cmd.add_argument("--cluster-domain", default="cluster.local")
-    render_cmd.add_argument(
-        "--real-ip-from",
-        action="append",
-        metavar="CIDR",
-        help="kubernetes-production: addresses of the TLS-terminating load balancer or ingress "
-        "(repeatable; default 10.0.0.0/8)",
-    )
-    render_cmd.set_defaults(run=_render_command)
-
-
-def _render_command(args: argparse.Namespace) -> int:
-    text = render(preset(args.target, args))
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
-        args.output.write_text(text)
-        print(f"wrote {args.output} ({args.target})", file=sys.stderr)
-    return 0

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import signal
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 
 from authscale.lab.stack import gateway, processes, rundir
@@ -33,10 +31,6 @@ ROLE_APPS = {
 
 DEMO_USER = ("admin", "password123")
 DEV_ORIGIN = "http://localhost:5173"
-
-
-def available_roles() -> tuple[str, ...]:
-    return tuple(role for role, (app, _) in ROLE_APPS.items() if find_spec(app.split(":")[0]))
 
 
 @dataclass(frozen=True)
@@ -188,7 +182,7 @@ class LocalStack:
         return ProcessSpec(
             name="redis",
             role="redis",
-            argv=[_binary("redis-server"), str(conf)],
+            argv=[processes.binary("redis-server"), str(conf)],
             log_file=self.run_dir / "logs" / "redis.log",
             port=None,
         )
@@ -255,7 +249,7 @@ class LocalStack:
             name="gateway",
             role="gateway",
             argv=[
-                _binary("nginx"),
+                processes.binary("nginx"),
                 "-p",
                 str(prefix),
                 "-c",
@@ -274,7 +268,7 @@ class LocalStack:
 
     def _check_binaries(self) -> None:
         for binary, package in (("redis-server", "redis-server"), ("nginx", "nginx-light")):
-            _binary(binary, package)
+            processes.binary(binary, package)
 
     def _check_ports(self) -> None:
         for what, port in (
@@ -348,23 +342,3 @@ def gateway_config(
         # nginx started as root hands its workers to an unprivileged user.
         user="nobody nogroup" if os.geteuid() == 0 else None,
     )
-
-
-#: Where the stack finds its two servers, unless these variables name other binaries.
-BINARY_OVERRIDES = {"nginx": "AUTHSCALE_NGINX_BIN", "redis-server": "AUTHSCALE_REDIS_SERVER_BIN"}
-
-
-def _binary(name: str, package: str | None = None) -> str:
-    variable = BINARY_OVERRIDES.get(name)
-    override = os.environ.get(variable) if variable else None
-    if override:
-        if not os.access(override, os.X_OK):
-            raise StackError(f"{variable}={override} is not an executable file")
-        return override
-    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
-    if found is None:
-        raise StackError(
-            f"{name} is not installed; install it with: sudo apt-get install -y {package or name}"
-            " (or run `make up`, which installs what is missing)"
-        )
-    return found

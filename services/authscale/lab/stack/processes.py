@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -197,3 +198,23 @@ def tail(path: Path, lines: int = 15) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log written)"
+
+
+#: Where the stack finds its two servers, unless these variables name other binaries.
+BINARY_OVERRIDES = {"nginx": "AUTHSCALE_NGINX_BIN", "redis-server": "AUTHSCALE_REDIS_SERVER_BIN"}
+
+
+def binary(name: str, package: str | None = None) -> str:
+    variable = BINARY_OVERRIDES.get(name)
+    override = os.environ.get(variable) if variable else None
+    if override:
+        if not os.access(override, os.X_OK):
+            raise StackError(f"{variable}={override} is not an executable file")
+        return override
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+    if found is None:
+        raise StackError(
+            f"{name} is not installed; install it with: sudo apt-get install -y {package or name}"
+            " (or run `make up`, which installs what is missing)"
+        )
+    return found

@@ -54,10 +54,11 @@ def _run_dir_option(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> StackConfig:
     if args.replicas < 1:
         raise StackError(f"--replicas must be at least 1, got {args.replicas}")
-    replicas = {"session": args.session_replicas or args.replicas}
-    if "token" in stack.available_roles():
-        replicas["token"] = args.token_replicas or args.replicas
-        replicas["issuer"] = args.issuer_replicas
+    replicas = {
+        "session": args.session_replicas or args.replicas,
+        "token": args.token_replicas or args.replicas,
+        "issuer": args.issuer_replicas,
+    }
     return StackConfig(
         run_dir=args.run_dir,
         replicas=replicas,

@@ -1,31 +1,27 @@
-"""A fault scenario's stack on compose.yaml: one container per replica, broken the Docker way.
-
-Each scenario gets a compose project of its own (``authscale-faults-<scenario>``) with its own
-Redis password, data volume and signing keys, removed with ``down -v`` afterwards. The pieces are
-the experiment's (:class:`~authscale.lab.compose.backend.ComposeBackend`): the same checks, image,
-environment and teardown. Locust runs on the host against the gateway published on 127.0.0.1.
+"""A running compose project as a :class:`~authscale.lab.backend.Stack`: one container a replica.
 
 How each fault is done: a crash is ``docker kill -s KILL``; a graceful stop is ``docker stop``
 (SIGTERM, then compose.yaml's grace period); either is undone by ``docker start`` of the same
 container, which keeps its volumes (Redis's append-only file). Replicas are reached directly on
 the project's own networks (the host routes to every bridge Docker made for it), the way the
-local stack's replicas are reached on their loopback ports.
+local stack's replicas are reached on their loopback ports. CPU comes from each container's
+control group (:mod:`authscale.lab.measure.cgroups`), docker-proxy's counted with the gateway,
+Locust's from /proc; Redis's counters from ``redis-cli`` inside the Redis container.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Iterable
 
+from authscale.lab.backend import ROLES, Sample, role_of
 from authscale.lab.compose import engine as docker_engine
-from authscale.lab.compose.backend import READY_TIMEOUT, ComposeBackend, answers
-from authscale.lab.faults.stack import ROLES, role_of
-from authscale.lab.measure import cgroups
-from authscale.lab.stack import gateway
-from authscale.lab.stack.processes import StackError, free_port
+from authscale.lab.compose.project import Project, answers
+from authscale.lab.measure import cgroups, cpu
+from authscale.lab.stack.processes import StackError
+from authscale.lab.stack.redis_cli import RedisCli
 
-PROJECT_PREFIX = "authscale-faults"
 #: compose.yaml's stop_grace_period: Hypercorn's own graceful timeout (10 s) and a margin.
 STOP_TIMEOUT = 15
 #: The port every replica serves on inside its container.
@@ -38,79 +34,56 @@ NAME_TEMPLATE = (
 SEED = ("authscale", "users", "seed")
 
 
-class _Plan:
-    """What :meth:`ComposeBackend.prepare` reads of an experiment."""
-
-    def __init__(self, env: Mapping[str, str], ready_timeout: float) -> None:
-        self.env = env
-        self.ready_timeout = ready_timeout
-        self.issuer_replicas = 1
-
-
-class ComposeFaultStack:
+class ComposeStack:
     backend = "compose"
 
     def __init__(
-        self,
-        project: str,
-        run_dir: Path,
-        replicas: Mapping[str, int],
-        login_limit: tuple[str, int],
-        env: Mapping[str, str],
-        ready_timeout: float,
+        self, project: Project, port: int, measured: Iterable[str], ready_timeout: float
     ) -> None:
-        self.compose = ComposeBackend(project=project)
-        self.run_dir = run_dir
-        # Every role starts (the gateway waits for all of them); those not asked for idle at one.
-        self.scale = {role: replicas.get(role, 1) for role in ROLES}
-        self.login_limit = login_limit
-        self.env = dict(env)
-        self.ready_timeout = max(ready_timeout, READY_TIMEOUT)
+        self.project = project
+        self.port = port
+        self.ready_timeout = ready_timeout
         self.notes: list[str] = []
-        self.port = 0
-        self._ids: dict[str, str] = {}
+        lines = docker_engine.inspect(project.ids(), NAME_TEMPLATE)
+        self._ids = dict(line.split(" ", 1) for line in lines)
+        # One Redis, one gateway: named by their role alone, as on the local stack.
+        for single in ("redis", "gateway"):
+            self._ids[single] = self._ids.pop(f"{single}-1")
         #: A stopped replica's address: a stopped container has none to inspect.
         self._before: dict[str, str] = {}
-        self._up = False
+        self._counters = self._cpu_counters(set(measured) | {"redis", "gateway"})
+        self._proxies = docker_engine.proxy_pids(port)
+        self._redis: RedisCli | None = None
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def up(self) -> None:
-        # Checks the settings reach the containers, that Docker answers, removes what an
-        # interrupted run left of this project, builds the image (cached) and draws a password.
-        self.compose.prepare(_Plan(self.env, self.ready_timeout))
-        self._up = True
-        config = self.run_dir / "gateway" / "compose-faults.conf"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(gateway.render(gateway.compose_config(*self.login_limit)))
-        config.chmod(0o644)  # nginx reads it as uid 101
-        self.port = free_port()
-        self.compose.env = {
-            **self.compose.base_env,
-            "AUTHSCALE_GATEWAY_PORT": str(self.port),
-            "AUTHSCALE_GATEWAY_CONFIG": str(config.resolve()),
-        }
-        scale = [arg for role, n in self.scale.items() for arg in ("--scale", f"{role}={n}")]
-        self.compose.compose("up", "-d", *scale, what=f"{self.compose.project}: compose up")
-        self._wait_ready()
-        lines = docker_engine.inspect(self.compose.ids(), NAME_TEMPLATE)
-        self._ids = dict(line.split(" ", 1) for line in lines)
-        # One Redis, one gateway: named by their role alone, as on the local stack.
-        for single in ("redis", "gateway"):
-            self._ids[single] = self._ids.pop(f"{single}-1")
-
-    def down(self) -> None:
-        if self._up:
-            self.compose.down(self.run_dir / "compose.log")
-            self._up = False
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
 
     def seed(self, count: int) -> None:
+        first = next(name for name in self._ids if role_of(name) in ROLES)
         docker_engine.run(
-            ["docker", "exec", self._id("session-1"), *SEED, "--count", str(count)],
+            ["docker", "exec", self._id(first), *SEED, "--count", str(count)],
             what="seeding the accounts",
         )
+
+    def sample(self, locust_pid: int) -> Sample:
+        if self._redis is None:
+            self._redis = RedisCli(["docker", "exec", "-i", self._id("redis"), "redis-cli"])
+        components = {
+            name: sum(counter.seconds() for counter in counters)
+            for name, counters in self._counters.items()
+        }
+        components["gateway"] = components.get("gateway", 0.0) + sum(
+            cpu.tree_cpu_seconds(pid) for pid in self._proxies
+        )
+        components["locust"] = cpu.tree_cpu_seconds(locust_pid)
+        busy, total = cpu.machine_busy_seconds()
+        return cpu.CpuSample(time.time(), components, busy, total), self._redis.commandstats()
 
     def replicas(self, role: str | None = None) -> dict[str, str]:
         names = sorted(
@@ -126,7 +99,11 @@ class ComposeFaultStack:
     def kill(self, name: str) -> None:
         self._remember_address(name)
         docker_engine.run(["docker", "kill", "-s", "KILL", self._id(name)], what=f"killing {name}")
-        self._wait_stopped(name)
+        deadline = time.monotonic() + 30
+        while docker_engine.inspect([self._id(name)], "{{.State.Running}}") == ["true"]:
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} still runs 30 s after docker kill")
+            time.sleep(0.1)
 
     def stop(self, name: str) -> None:
         self._remember_address(name)
@@ -145,7 +122,7 @@ class ComposeFaultStack:
             time.sleep(0.1)
         if before and self._address(name) != before:
             # nginx resolved the old address at its last reload and keeps it until the next.
-            self._reload_gateway()
+            self.project.scale([])
             self.notes.append(
                 f"{name} came back on a new address; the gateway was reloaded "
                 "(deploy/compose-scale.sh), as an operator would."
@@ -169,23 +146,22 @@ class ComposeFaultStack:
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.ready_timeout
-        urls = [f"{self.gateway_url}/{role}/ping" for role in ("session", "token")]
-        while time.monotonic() < deadline:
-            if self.compose.all_healthy() and all(answers(url) for url in urls):
-                return
-            time.sleep(1)
-        raise StackError(
-            f"{self.compose.project}: the stack never got ready within "
-            f"{self.ready_timeout:.0f} s (every container healthy, {', '.join(urls)} answering)"
-        )
+    def _cpu_counters(self, wanted: set[str]) -> dict[str, list[cgroups.CpuCounter]]:
+        counters: dict[str, list[cgroups.CpuCounter]] = {name: [] for name in sorted(wanted)}
+        for line in docker_engine.inspect(
+            list(self._ids.values()), "{{.State.Pid}} {{json .Config.Labels}}"
+        ):
+            pid, _, labels = line.partition(" ")
+            component = cgroups.component_of(json.loads(labels))
+            if component in wanted and int(pid) > 0:
+                counters[component].append(cgroups.process_counter(int(pid)))
+        return counters
 
     def _id(self, name: str) -> str:
         try:
             return self._ids[name]
         except KeyError:
-            raise StackError(f"{self.compose.project} has no container {name}") from None
+            raise StackError(f"{self.project.name} has no container {name}") from None
 
     def _address(self, name: str) -> str:
         template = "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"
@@ -198,13 +174,6 @@ class ComposeFaultStack:
     def _remember_address(self, name: str) -> None:
         if role_of(name) in ROLES:
             self._before[name] = self._address(name)
-
-    def _wait_stopped(self, name: str) -> None:
-        deadline = time.monotonic() + 30
-        while docker_engine.inspect([self._id(name)], "{{.State.Running}}") == ["true"]:
-            if time.monotonic() > deadline:
-                raise StackError(f"{name} still runs 30 s after docker kill")
-            time.sleep(0.1)
 
     def _replica_ready(self, name: str) -> bool:
         try:
@@ -220,10 +189,3 @@ class ComposeFaultStack:
             check=False,
         )
         return result.stdout.strip() == "PONG"
-
-    def _reload_gateway(self) -> None:
-        docker_engine.run(
-            [str(self.compose.root / "deploy" / "compose-scale.sh")],
-            what="reloading the gateway",
-            env=self.compose.env,
-        )
