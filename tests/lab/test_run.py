@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 
-from authscale.cli import build_parser
+from authscale.cli import build_parser, load_lab
 from authscale.lab import run
 from authscale.lab.experiment.runner import SCENARIOS, ExperimentConfig
 from authscale.lab.faults.config import FaultConfig
@@ -21,7 +21,7 @@ PARSER_ONLY = {"command", "run", "scenario"}
 
 
 def experiment_defaults() -> argparse.Namespace:
-    return build_parser().parse_args(["experiment"])
+    return build_parser(load_lab()).parse_args(["experiment"])
 
 
 @pytest.mark.parametrize("config", [ExperimentConfig, FaultConfig])
@@ -45,7 +45,7 @@ def test_both_sides_share_one_run_config() -> None:
 def test_the_scenarios_are_listed_once() -> None:
     choices = next(
         action.choices
-        for action in build_parser()
+        for action in build_parser(load_lab())
         ._subparsers._group_actions[0]
         .choices[  # type: ignore[union-attr]
             "experiment"

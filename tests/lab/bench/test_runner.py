@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from authscale.cli import build_parser, main
+from authscale.cli import build_parser, load_lab, main
 from authscale.lab.bench import report as bench_report
 from authscale.lab.bench import runner as bench
 from authscale.lab.bench.measurement import Layout
@@ -47,7 +47,7 @@ def test_an_unknown_mode_is_refused_with_the_list(capsys: pytest.CaptureFixture[
 
 
 def test_the_command_line_defaults_are_the_configs() -> None:
-    args = build_parser().parse_args(["bench"])
+    args = build_parser(load_lab()).parse_args(["bench"])
     defaults = bench.BenchConfig()
     for name in ("seconds", "rounds", "warm_up", "connections", "routes"):
         assert getattr(args, name) == getattr(defaults, name), name
