@@ -83,7 +83,10 @@ class ComposeBackend:
             or ("1" if wheels else ""),
         }
         # One image serves every role; the build is cached between runs.
-        builder = Project(f"{self.project}-build", self.program, self.root, self.base_env)
+        # docker-compose interpolates the whole file even to build, and compose.yaml requires a
+        # Redis password; the build uses none, so a throwaway one does.
+        build_env = {**self.base_env, "AUTHSCALE_REDIS_PASSWORD": secrets.token_hex(24)}
+        builder = Project(f"{self.project}-build", self.program, self.root, build_env)
         builder.compose("build", "session", what="building the image")
 
     @contextmanager
