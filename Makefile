@@ -39,6 +39,7 @@ lint: venv
 	$(BIN)/ruff check services tests loadtests
 	$(BIN)/ruff format --check services tests loadtests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # nginx and redis-server for the local stack and the tests; wrk for `authscale bench`;
 # python3-venv for the virtualenv.
@@ -62,4 +63,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .authscale .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .authscale .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
