@@ -53,7 +53,6 @@ def compose_faults(
 
 
 @pytest.mark.compose
-@pytest.mark.slow
 @pytest.mark.parametrize("name", CHOSEN)
 def test_every_target_is_met_on_compose(
     name: str, compose_faults: tuple[Path, dict[str, ScenarioResult]]
@@ -64,7 +63,6 @@ def test_every_target_is_met_on_compose(
 
 
 @pytest.mark.compose
-@pytest.mark.slow
 def test_the_report_says_compose_and_nothing_is_left(
     compose_faults: tuple[Path, dict[str, ScenarioResult]],
 ) -> None:

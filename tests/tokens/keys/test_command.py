@@ -113,7 +113,6 @@ async def published(issuer: httpx.AsyncClient) -> set[str]:
     return {jwk["kid"] for jwk in (await issuer.get("/.well-known/jwks.json")).json()["keys"]}
 
 
-@pytest.mark.slow
 async def test_rotation_while_a_client_loops_fails_no_request(issuer_environ, user, keys_dir):
     environ = {
         **issuer_environ,
@@ -174,7 +173,6 @@ async def test_rotation_while_a_client_loops_fails_no_request(issuer_environ, us
             assert fetches("unknown_kid") == unknown_kid_fetches
 
 
-@pytest.mark.slow
 async def test_an_emergency_revocation_reaches_every_replica_within_the_bound(
     issuer_environ, user, keys_dir
 ):
