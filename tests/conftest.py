@@ -1,7 +1,8 @@
 """Fixtures: a real redis-server and a real local stack (nginx + Hypercorn replicas) on free ports.
 
 Nothing is mocked. Shared servers are session-scoped; tests that break things (stop Redis,
-SIGTERM a replica) start their own stack so the others never see the damage.
+SIGTERM a replica) start their own stack so the others never see the damage. Also the helpers
+several test packages share: users, settings, a clock tests move by hand.
 """
 
 from __future__ import annotations

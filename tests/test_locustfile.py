@@ -1,4 +1,4 @@
-"""The Locust scripts, run for a few seconds against the shared real stack.
+"""The Locust scripts (loadtests/locustfile.py), run for seconds against the shared stack.
 
 Checks that right answers count as successes and wrong ones as failures, and that the same
 files run alone and distributed (a master and a worker). Bounded: every run has a run time and

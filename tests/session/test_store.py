@@ -1,3 +1,5 @@
+"""Sessions in a real Redis: hashed keys, idle and absolute timeouts, ending one or all."""
+
 from __future__ import annotations
 
 import asyncio

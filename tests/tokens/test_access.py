@@ -1,4 +1,4 @@
-"""Signing and verifying access tokens (the attacker's cases are in test_token.py)."""
+"""Signing and verifying access tokens (the attacker's cases are in test_app.py)."""
 
 from __future__ import annotations
 

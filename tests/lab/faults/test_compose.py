@@ -3,10 +3,9 @@
 Containers this time: Redis is ``docker stop``-ed and started again (its append-only volume must
 keep the sessions), one session and one token container are ``docker kill -s KILL``-ed and
 started again. The targets asserted are the ones that hold at any speed, as in
-tests/lab/faults/test_runner.py. Like the other compose tests it skips without a Docker engine,
-except
-under CI, where it fails. Project names (``authscale-faults-test-<scenario>``) are this test's
-own, so it never meets another run on the same engine.
+tests/lab/faults/test_runner.py. Like the other compose tests it skips without a Docker
+engine, except under CI, where it fails. Project names (``authscale-faults-test-<scenario>``)
+are this test's own, so it never meets another run on the same engine.
 """
 
 from __future__ import annotations
