@@ -1,4 +1,4 @@
-# The README's commands, `make up`, `make test` and `make test-all`, install what is missing and run.
+# The README's commands (`make up`, `make test`, `make test-all`) install what is missing and run.
 # System packages come from apt-get (as root, or through sudo); Python packages go into .venv.
 
 PYTHON ?= python3
