@@ -16,8 +16,9 @@ up: system-deps venv
 down: venv
 	$(BIN)/authscale down
 
-# After every change: lint, types, import contracts and every test but the `lab` (whole
-# experiments, benches, fault scenarios, broken stacks) and `compose` (Docker) ones.
+# After every change: lint, types, import contracts and every test but the `lab` ones (whole
+# experiments, benches, load runs, fault scenarios, stacks the command line starts and breaks)
+# and the `compose` ones (Docker). pytest's exit code 5 (no test ran) fails it too.
 test: system-deps venv lint
 	$(BIN)/pytest -m "not lab and not compose" $(ARGS)
 
