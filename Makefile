@@ -1,4 +1,4 @@
-# The README's two commands, `make up` and `make test`, install what is missing and run.
+# The README's commands (`make up`, `make test`, `make test-all`) install what is missing and run.
 # System packages come from apt-get (as root, or through sudo); Python packages go into .venv.
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: up down test lint bench experiment faults system-deps venv clean
+.PHONY: up down test test-all lint bench experiment faults system-deps venv clean
 
 up: system-deps venv
 	$(BIN)/authscale up $(ARGS)
@@ -16,7 +16,14 @@ up: system-deps venv
 down: venv
 	$(BIN)/authscale down
 
+# After every change: lint, types, import contracts and every test but the `lab` ones (whole
+# experiments, benches, load runs, fault scenarios, stacks the command line starts and breaks)
+# and the `compose` ones (Docker). pytest's exit code 5 (no test ran) fails it too.
 test: system-deps venv lint
+	$(BIN)/pytest -m "not lab and not compose" $(ARGS)
+
+# Everything `make test` runs, and the `lab` and `compose` tests too: what CI runs.
+test-all: system-deps venv lint
 	$(BIN)/pytest $(ARGS)
 
 # One replica per role, ping vs dashboard per variant (wrk on its own core); prints the ratios.
@@ -39,6 +46,7 @@ lint: venv
 	$(BIN)/ruff check services tests loadtests
 	$(BIN)/ruff format --check services tests loadtests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # nginx and redis-server for the local stack and the tests; wrk for `authscale bench`;
 # python3-venv for the virtualenv.
@@ -62,4 +70,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .authscale .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .authscale .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

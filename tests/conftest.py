@@ -1,7 +1,8 @@
 """Fixtures: a real redis-server and a real local stack (nginx + Hypercorn replicas) on free ports.
 
 Nothing is mocked. Shared servers are session-scoped; tests that break things (stop Redis,
-SIGTERM a replica) start their own stack so the others never see the damage.
+SIGTERM a replica) start their own stack so the others never see the damage. Also the helpers
+several test packages share: users, settings, a clock tests move by hand.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ pytest_plugins = ("tests.tokens.fixtures",)
 CHEAP_ARGON2 = {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"}
 CHEAP_PASSWORDS = PasswordSettings(time_cost=1, memory_cost_kib=1024)
 PASSWORD = "correct horse battery staple"
+
+
+class ManualClock:
+    """A clock the test moves by hand, for code that takes ``clock=``: no sleeps, no margins."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @dataclass(frozen=True)

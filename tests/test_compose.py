@@ -28,7 +28,7 @@ from authscale.lab.stack.processes import free_port
 
 def live(test: Callable[..., None]) -> Callable[..., None]:
     """Marks a test that needs the running stack (select with -m compose, skip with not)."""
-    return pytest.mark.compose(pytest.mark.slow(test))
+    return pytest.mark.compose(test)
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -208,6 +208,7 @@ def test_the_example_names_every_setting_compose_reads() -> None:
     assert {name for name in read if name + "=" not in example} == set()
 
 
+@pytest.mark.compose
 def test_compose_validates_the_file_when_a_compose_program_exists() -> None:
     program = compose_program()
     if program is None:

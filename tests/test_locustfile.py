@@ -1,4 +1,4 @@
-"""The Locust scripts, run for a few seconds against the shared real stack.
+"""The Locust scripts (loadtests/locustfile.py), run for seconds against the shared stack.
 
 Checks that right answers count as successes and wrong ones as failures, and that the same
 files run alone and distributed (a master and a worker). Bounded: every run has a run time and
@@ -81,7 +81,7 @@ def locust(
     return {e["name"]: (int(e["num_requests"]), int(e["num_failures"])) for e in entries}
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_session_readers_log_in_read_ping_and_log_out_without_a_failure(
     seeded: LocalStack, tmp_path: Path
 ) -> None:
@@ -107,7 +107,7 @@ def test_session_readers_log_in_read_ping_and_log_out_without_a_failure(
         assert failures == 0, name
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_a_wrong_answer_is_a_failure(seeded: LocalStack, tmp_path: Path) -> None:
     # Accounts that do not exist: the failed logins must not get the seeded ones throttled.
     stats = locust(seeded, tmp_path / "w", "--variant", "session", "--account-prefix", "nobody")
@@ -116,14 +116,14 @@ def test_a_wrong_answer_is_a_failure(seeded: LocalStack, tmp_path: Path) -> None
     assert "session dashboard" not in stats  # nobody got in, so nobody read a dashboard
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_the_login_storm_is_its_own_scenario(seeded: LocalStack, tmp_path: Path) -> None:
     stats = locust(seeded, tmp_path / "l", "--variant", "token", "--scenario", "login-storm")
     assert set(stats) == {"token login", "token logout"}
     assert all(failures == 0 and requests > 0 for requests, failures in stats.values())
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_token_readers_read_and_refresh_without_a_failure(
     seeded: LocalStack, tmp_path: Path
 ) -> None:
@@ -144,7 +144,7 @@ def test_token_readers_read_and_refresh_without_a_failure(
         assert requests > 0 and failures == 0, name
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_master_and_worker_run_the_same_files(seeded: LocalStack, tmp_path: Path) -> None:
     port = free_port()
     worker = subprocess.Popen(

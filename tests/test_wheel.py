@@ -28,7 +28,7 @@ from authscale.lab.stack import processes, rundir
 from authscale.lab.stack.local import DEMO_USER
 from authscale.lab.stack.processes import free_port
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.lab
 
 ROOT = Path(__file__).resolve().parents[1]
 #: A bound that proves "does not hang": building, installing, a stack starting on a busy machine.

@@ -1,3 +1,5 @@
+"""The gateway's X-Forwarded-For and -Proto: trusted for the hops set, nothing more."""
+
 from __future__ import annotations
 
 from typing import Any

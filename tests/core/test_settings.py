@@ -1,3 +1,5 @@
+"""Shared ``AUTHSCALE_*`` settings: secure defaults, refusals that name the variable."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,3 +1,5 @@
+"""Login bodies: well-formed ones parsed, malformed ones a 400, no password in a repr."""
+
 from __future__ import annotations
 
 import pytest

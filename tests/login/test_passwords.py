@@ -1,3 +1,5 @@
+"""argon2id off the event loop: verifying, the decoy for unknown users, rehashing."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,3 +1,5 @@
+"""Users in a real Redis: add, authenticate, change a password, upgrade an old hash."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -236,17 +236,25 @@ async def test_idle_and_absolute_timeouts_end_sessions(redis_url: str) -> None:
     app = create_app(
         make_settings(
             redis_url,
-            AUTHSCALE_SESSION_IDLE_TIMEOUT="1",
-            AUTHSCALE_SESSION_ABSOLUTE_TIMEOUT="2.5",
+            AUTHSCALE_SESSION_IDLE_TIMEOUT="2",
+            AUTHSCALE_SESSION_ABSOLUTE_TIMEOUT="4",
         )
     )
+    loop = asyncio.get_running_loop()
     async with app.test_app():
         idle, busy = app.test_client(), app.test_client()
         await login(idle, username)
         await login(busy, username)
-        for _ in range(3):  # the busy client keeps its session alive past the idle timeout
-            await asyncio.sleep(0.6)
+        # The busy client asks every 0.1 s, far inside the idle timeout, until the idle one has
+        # been left alone for longer than it (the idle one is not asked: asking slides it).
+        idle_since = loop.time()
+        while loop.time() < idle_since + 2.5:
             assert (await busy.get("/session/dashboard")).status_code == 200
+            await asyncio.sleep(0.1)
         assert (await idle.get("/session/dashboard")).status_code == 401
-        await asyncio.sleep(0.9)  # past the absolute timeout, however busy
-        assert (await busy.get("/session/dashboard")).status_code == 401
+        # Kept busy, the session still ends at the absolute timeout (30 s: does not hang).
+        status = 200
+        while status == 200 and loop.time() < idle_since + 30:
+            await asyncio.sleep(0.1)
+            status = (await busy.get("/session/dashboard")).status_code
+        assert status == 401

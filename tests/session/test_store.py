@@ -1,3 +1,5 @@
+"""Sessions in a real Redis: hashed keys, idle and absolute timeouts, ending one or all."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,21 +50,33 @@ async def test_get_returns_the_session_and_slides_idle_expiry(
     assert redis_server.client().pttl(session_key(session.id)) > 4000
 
 
-async def test_idle_session_expires(store: RedisStore) -> None:
+async def wait_until_gone(redis_server: RedisServer, *keys: str) -> None:
+    """Until Redis has expired ``keys`` on its own (10 s at most: does not hang)."""
+    for _ in range(200):
+        if not redis_server.client().exists(*keys):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def test_idle_session_expires(store: RedisStore, redis_server: RedisServer) -> None:
     store_sessions = sessions(store, idle=0.3)
     session = await store_sessions.create("alice")
-    await asyncio.sleep(0.6)
+    await wait_until_gone(redis_server, session_key(session.id))
     assert await store_sessions.get(session.id) is None
 
 
-async def test_absolute_timeout_ends_a_busy_session(store: RedisStore) -> None:
-    store_sessions = sessions(store, idle=0.4, absolute=1.0)
+async def test_absolute_timeout_ends_a_busy_session(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    store_sessions = sessions(store, idle=30, absolute=0.5)
     session = await store_sessions.create("alice")
-    for _ in range(6):  # kept busy: every read slides the idle expiry
-        await asyncio.sleep(0.2)
+    for _ in range(200):  # kept busy: every read slides the idle expiry (10 s: does not hang)
         if await store_sessions.get(session.id) is None:
             break
+        await asyncio.sleep(0.05)
     assert await store_sessions.get(session.id) is None
+    # Ended by the absolute timeout, not by idling: the idle expiry still keeps the key.
+    assert redis_server.client().exists(session_key(session.id))
 
 
 @pytest.mark.parametrize("forged", ["", "x", "a" * 42, "a" * 44, "../../etc", "é" * 43])
@@ -88,8 +102,7 @@ async def test_index_drops_sessions_that_expired_on_their_own(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
     store_sessions = sessions(store, idle=0.2)
-    for _ in range(3):
-        await store_sessions.create("alice")
-    await asyncio.sleep(0.4)
+    created = [await store_sessions.create("alice") for _ in range(3)]
+    await wait_until_gone(redis_server, *(session_key(session.id) for session in created))
     await sessions(store).create("alice")
     assert redis_server.client().scard(index_key("alice")) == 1

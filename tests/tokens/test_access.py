@@ -1,4 +1,4 @@
-"""Signing and verifying access tokens (the attacker's cases are in test_token.py)."""
+"""Signing and verifying access tokens (the attacker's cases are in test_app.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from authscale.tokens.access import (
     AccessTokenSigner,
     AccessTokenVerifier,
     InvalidToken,
-    SigningKey,
 )
-from authscale.tokens.keys.jwk import generate_private_key
+from authscale.tokens.keys.jwk import SigningKey, generate_private_key
 from authscale.tokens.settings import AccessTokenSettings
 
 PRIVATE = generate_private_key()

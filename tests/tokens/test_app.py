@@ -375,7 +375,6 @@ def replicas_answering(client: httpx.Client, token: str, calls: int = 6) -> dict
     return seen
 
 
-@pytest.mark.slow
 def test_a_token_issued_once_is_accepted_by_every_token_replica(gateway, stack):
     username = add_user(stack.redis_url)
     login = token_login(gateway, username)
@@ -386,7 +385,6 @@ def test_a_token_issued_once_is_accepted_by_every_token_replica(gateway, stack):
     assert set(seen.values()) == {200}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("case", ["alg none, no signature", "payload tampered", "unknown kid"])
 def test_forged_tokens_are_refused_through_the_gateway(gateway, stack, case):
     kid = gateway.get("/.well-known/jwks.json").json()["keys"][0]["kid"]
@@ -397,14 +395,12 @@ def test_forged_tokens_are_refused_through_the_gateway(gateway, stack, case):
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.slow
 def test_a_64_kib_token_is_refused_by_the_gateway_without_a_500(gateway):
     response = gateway.get("/token/dashboard", headers=bearer("eyJ" + "A" * 64 * 1024))
     assert 400 <= response.status_code < 500
     assert response.headers["content-type"].startswith("application/json")
 
 
-@pytest.mark.slow
 def test_cookie_mode_through_the_gateway(stack):
     username = add_user(stack.redis_url)
     with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
@@ -436,7 +432,6 @@ def stateless_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS
     local.stop()
 
 
-@pytest.mark.slow
 def test_tokens_keep_working_with_redis_down_while_sessions_and_logins_get_503(stateless_stack):
     username = add_user(stateless_stack.redis_url)
     with httpx.Client(base_url=stateless_stack.gateway_url, timeout=10) as client:
@@ -485,7 +480,6 @@ def denylist_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSt
     local.stop()
 
 
-@pytest.mark.slow
 def test_denylist_mode_refuses_a_logged_out_token_on_every_replica(denylist_stack):
     username = add_user(denylist_stack.redis_url)
     with httpx.Client(base_url=denylist_stack.gateway_url, timeout=10) as client:

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from authscale.tokens.access import AccessClaims
 from authscale.tokens.cache import VerifiedTokens
 from authscale.tokens.keys.jwk import generate_private_key
+from tests.conftest import ManualClock
 
 KEY = generate_private_key().public_key()
 OTHER = generate_private_key().public_key()
@@ -39,13 +40,17 @@ def test_a_verified_token_is_remembered_exactly():
 
 
 def test_an_entry_is_never_honoured_at_or_past_exp():
-    cache, keys = VerifiedTokens(10), Keys(k1=KEY)
-    cache.put("soon", claims(expires_in=1), KEY)
-    assert cache.get("soon", keys) is not None
-    time.sleep(1.1)
+    clock = ManualClock(1000.0)
+    cache, keys = VerifiedTokens(10, clock=clock), Keys(k1=KEY)
+    soon = AccessClaims("alice", "family", "jti", 999, 1001, "k1")
+    cache.put("soon", soon, KEY)
+    clock.now = 1000.999
+    assert cache.get("soon", keys) == soon
+    clock.now = 1001.0
     assert cache.get("soon", keys) is None
     assert len(cache) == 0
-    cache.put("late", claims(expires_in=-1), KEY)  # verified within the leeway
+    late = AccessClaims("alice", "family", "jti", 990, 1000, "k1")
+    cache.put("late", late, KEY)  # verified within the leeway
     assert len(cache) == 0
 
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authscale.core.errors import Unauthorized
-from authscale.tokens.keys.jwk import ALGORITHM, KID_PATTERN
+from authscale.tokens.keys.jwk import ALGORITHM, KID_PATTERN, SigningKey
 from authscale.tokens.settings import AccessTokenSettings
 
 ALGORITHMS = [ALGORITHM]
@@ -54,12 +54,6 @@ class InvalidToken(Unauthorized):
         if self.error is not None:
             challenge += f', error="{self.error}"'
         return {"WWW-Authenticate": challenge}
-
-
-@dataclass(frozen=True)
-class SigningKey:
-    kid: str
-    private_key: rsa.RSAPrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,10 +26,12 @@ class _Entry:
 
 
 class VerifiedTokens:
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, clock: Callable[[], float] = time.time) -> None:
+        """``clock`` gives the time compared with ``exp`` (tests pass one they move by hand)."""
         if size < 1:
             raise ValueError("a verified-token cache needs room for at least one token")
         self._size = size
+        self._clock = clock
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
 
     def __len__(self) -> int:
@@ -40,7 +42,7 @@ class VerifiedTokens:
         if entry is None:
             VERIFIED_CACHE.labels("miss").inc()
             return None
-        if time.time() >= entry.claims.expires_at or keys.get(entry.claims.kid) is not entry.key:
+        if self._clock() >= entry.claims.expires_at or keys.get(entry.claims.kid) is not entry.key:
             del self._entries[token]
             VERIFIED_CACHE.labels("miss").inc()
             return None
@@ -49,7 +51,7 @@ class VerifiedTokens:
         return entry.claims
 
     def put(self, token: str, claims: AccessClaims, key: rsa.RSAPublicKey) -> None:
-        if time.time() >= claims.expires_at:
+        if self._clock() >= claims.expires_at:
             return  # accepted within the leeway: verify it again each time, never remember it
         self._entries[token] = _Entry(claims, key)
         self._entries.move_to_end(token)

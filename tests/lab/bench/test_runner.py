@@ -17,7 +17,7 @@ from authscale.lab.bench.measurement import Layout
 from authscale.lab.measure import cpu
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_a_tiny_bench_measures_every_pair_and_prints_ratios(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

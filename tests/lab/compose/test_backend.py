@@ -43,7 +43,6 @@ def test_settings_compose_would_drop_are_refused() -> None:
 
 
 @pytest.mark.compose
-@pytest.mark.slow
 def test_one_tiny_compose_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
     problem = docker_engine.missing_engine()
     if problem is not None:

@@ -14,7 +14,7 @@ from authscale.lab.stack.processes import StackError
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.slow
+@pytest.mark.lab
 def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
     config = experiment.ExperimentConfig(
         variants=("session",),

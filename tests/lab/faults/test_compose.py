@@ -3,10 +3,9 @@
 Containers this time: Redis is ``docker stop``-ed and started again (its append-only volume must
 keep the sessions), one session and one token container are ``docker kill -s KILL``-ed and
 started again. The targets asserted are the ones that hold at any speed, as in
-tests/lab/faults/test_runner.py. Like the other compose tests it skips without a Docker engine,
-except
-under CI, where it fails. Project names (``authscale-faults-test-<scenario>``) are this test's
-own, so it never meets another run on the same engine.
+tests/lab/faults/test_runner.py. Like the other compose tests it skips without a Docker
+engine, except under CI, where it fails. Project names (``authscale-faults-test-<scenario>``)
+are this test's own, so it never meets another run on the same engine.
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ def compose_faults(
 
 
 @pytest.mark.compose
-@pytest.mark.slow
 @pytest.mark.parametrize("name", CHOSEN)
 def test_every_target_is_met_on_compose(
     name: str, compose_faults: tuple[Path, dict[str, ScenarioResult]]
@@ -64,7 +62,6 @@ def test_every_target_is_met_on_compose(
 
 
 @pytest.mark.compose
-@pytest.mark.slow
 def test_the_report_says_compose_and_nothing_is_left(
     compose_faults: tuple[Path, dict[str, ScenarioResult]],
 ) -> None:

@@ -19,7 +19,7 @@ from authscale.lab.faults.timeline import Timeline, describe
 from authscale.lab.stack.processes import StackError
 from tests.conftest import CHEAP_ARGON2
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.lab
 
 SHORT = FaultConfig(
     users=4, seconds=9.0, fault_at=3.0, outage=2.0, probes=3, soak=12.0, env=dict(CHEAP_ARGON2)

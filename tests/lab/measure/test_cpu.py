@@ -43,11 +43,16 @@ def test_pin_confines_a_process_and_its_threads() -> None:
         ]
     )
     try:
-        time.sleep(0.3)
+        threads: list[str] = []
+        for _ in range(200):  # until the thread has started (10 s: does not hang)
+            threads = os.listdir(f"/proc/{process.pid}/task")
+            if len(threads) >= 2:
+                break
+            time.sleep(0.05)
+        assert len(threads) >= 2
         core = cpu.usable_cpus()[-1]
         cpu.pin(process.pid, [core])
         threads = os.listdir(f"/proc/{process.pid}/task")
-        assert len(threads) >= 2
         assert all(os.sched_getaffinity(int(thread)) == {core} for thread in threads)
     finally:
         process.kill()

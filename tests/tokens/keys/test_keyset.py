@@ -17,6 +17,7 @@ from authscale.core.errors import ConfigError, DependencyUnavailable
 from authscale.tokens.keys.jwk import generate_private_key, private_pem, public_jwk, thumbprint
 from authscale.tokens.keys.keyset import JwksError, KeySet, PrivateKeyLeak, parse_jwks
 from authscale.tokens.settings import JwksSettings
+from tests.conftest import ManualClock
 
 KEYS = [generate_private_key() for _ in range(2)]
 JWKS = [public_jwk(key.public_key(), thumbprint(key.public_key())) for key in KEYS]
@@ -143,20 +144,22 @@ async def test_a_private_key_at_start_stops_the_replica(jwks_server):
 
 
 async def test_an_unknown_kid_fetches_again_at_most_once_per_interval(jwks_server):
-    keys = KeySet(settings_for(jwks_server, min_refetch_interval=0.5))
+    clock = ManualClock()
+    keys = KeySet(settings_for(jwks_server, min_refetch_interval=5), clock=clock)
     await keys.refresh()
     jwks_server.requests = 0
     jwks_server.body = document(JWKS[0], JWKS[1])
-    await asyncio.sleep(0.6)
+    clock.now += 5
     # Many requests with the same new kid at once share one fetch.
     found = await asyncio.gather(*(keys.refetch(KIDS[1]) for _ in range(20)))
     assert all(key is not None for key in found)
     assert jwks_server.requests == 1
-    # Made-up kids right after: no fetch until the interval has passed.
+    # Made-up kids within the interval: no fetch, however long the requests take.
+    clock.now += 4.5
     for number in range(20):
         assert await keys.refetch(f"made-up-{number}") is None
     assert jwks_server.requests == 1
-    await asyncio.sleep(0.6)
+    clock.now += 0.5
     assert await keys.refetch("made-up-again") is None
     assert jwks_server.requests == 2
 

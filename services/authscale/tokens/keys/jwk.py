@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -28,6 +29,14 @@ PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 class InvalidKey(ValueError):
     """A key (JWK or PEM) that must not be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """The issuer's current private key and the ``kid`` its tokens name."""
+
+    kid: str
+    private_key: rsa.RSAPrivateKey = field(repr=False)
 
 
 def generate_private_key(bits: int = DEFAULT_KEY_BITS) -> rsa.RSAPrivateKey:

@@ -90,9 +90,13 @@ class KeySet:
         settings: JwksSettings,
         *,
         on_removed: Callable[[Iterable[str]], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``clock`` measures the interval between fetches on unknown ``kid``s (tests pass one
+        they move by hand)."""
         self._settings = settings
         self._on_removed = on_removed
+        self._clock = clock
         self._keys: dict[str, rsa.RSAPublicKey] = {}
         self._jwks: dict[str, dict[str, Any]] = {}
         self._last_attempt = -math.inf
@@ -109,7 +113,7 @@ class KeySet:
     async def refetch(self, kid: str) -> rsa.RSAPublicKey | None:
         if kid not in self._keys and (
             self._inflight is not None
-            or time.monotonic() - self._last_attempt >= self._settings.min_refetch_interval
+            or self._clock() - self._last_attempt >= self._settings.min_refetch_interval
         ):
             await self.refresh(trigger="unknown_kid")
         if not self._keys:
@@ -150,7 +154,7 @@ class KeySet:
     async def refresh(self, *, trigger: str = "timer", raise_leak: bool = False) -> bool:
         """Fetch once (joining a fetch already under way); whether the set was replaced."""
         if self._inflight is None:
-            self._last_attempt = time.monotonic()
+            self._last_attempt = self._clock()
             self._inflight = asyncio.create_task(self._fetch(trigger))
             self._inflight.add_done_callback(self._fetch_done)
         try:

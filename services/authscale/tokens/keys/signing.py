@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from authscale.core.errors import ConfigError, DependencyUnavailable
 from authscale.core.settings import PREFIX
-from authscale.tokens.access import SigningKey
-from authscale.tokens.keys.jwk import public_jwk
+from authscale.tokens.keys.jwk import SigningKey, public_jwk
 from authscale.tokens.keys.keyring import KeyEntry, Keyring, KeyringError, signing_entry
 from authscale.tokens.settings import KEYRING_RELOAD_INTERVAL
 
