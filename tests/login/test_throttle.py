@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from authscale.login.throttle import devices_key
 from authscale.session.app import create_app
 from tests.conftest import PASSWORD, add_user, create_user, make_settings
 
@@ -92,3 +95,43 @@ async def test_a_device_of_another_account_earns_no_budget(
     for n in range(BUDGET):
         await attempt(app.test_client(), username, f"guess-{n}")
     assert await attempt(attacker, username, PASSWORD) == 429
+
+
+async def test_parallel_guesses_are_charged_before_any_is_hashed(app: Quart, username: str) -> None:
+    guesses = [attempt(app.test_client(), username, f"guess-{n}") for n in range(40)]
+    statuses = await asyncio.gather(*guesses)
+    assert statuses.count(401) == BUDGET
+    assert statuses.count(429) == 40 - BUDGET
+
+
+async def test_parallel_guesses_from_a_known_device_are_charged_alike(
+    app: Quart, username: str
+) -> None:
+    owner = app.test_client()
+    assert await attempt(owner, username, PASSWORD) == 200
+    device = device_cookie(owner)
+    clients = [app.test_client() for _ in range(40)]
+    for client in clients:
+        client.set_cookie("localhost", "authscale_device", device)
+    statuses = await asyncio.gather(*(attempt(c, username, "typo") for c in clients))
+    assert statuses.count(401) == BUDGET
+    assert statuses.count(429) == 40 - BUDGET
+
+
+async def test_a_right_password_refunds_its_charge(app: Quart, username: str) -> None:
+    for n in range(BUDGET - 1):
+        assert await attempt(app.test_client(), username, f"guess-{n}") == 401
+    for _ in range(3):  # new clients each time: no device budget, the account's shared one
+        assert await attempt(app.test_client(), username, PASSWORD) == 200
+    assert await attempt(app.test_client(), username, "last-guess") == 401
+    assert await attempt(app.test_client(), username, "one-too-many") == 429
+
+
+async def test_known_devices_are_capped_per_account(redis_url: str, username: str) -> None:
+    application = create_app(make_settings(redis_url, AUTHSCALE_DEVICES_PER_USER="3"))
+    async with application.test_app():
+        clients = [application.test_client() for _ in range(5)]
+        for client in clients:
+            assert await attempt(client, username, PASSWORD) == 200
+    devices = redis.Redis.from_url(redis_url).zcard(devices_key(username))
+    assert devices == 3

@@ -210,6 +210,8 @@ class ThrottleSettings:
     window: float = 15 * 60
     device_cookie_name: str = "authscale_device"
     device_lifetime: float = 30 * 24 * 60 * 60
+    #: Known devices remembered per account; a login from one more forgets the oldest.
+    devices_per_user: int = 10
 
     @classmethod
     def from_environ(cls, env: Environ) -> ThrottleSettings:
@@ -217,6 +219,9 @@ class ThrottleSettings:
             failures=env.integer("LOGIN_FAILURES_PER_WINDOW", cls.failures, minimum=1),
             window=env.seconds("LOGIN_FAILURE_WINDOW", cls.window, minimum=1),
             device_lifetime=env.seconds("DEVICE_COOKIE_LIFETIME", cls.device_lifetime, minimum=60),
+            devices_per_user=env.integer(
+                "DEVICES_PER_USER", cls.devices_per_user, minimum=1, maximum=1000
+            ),
         )
 
 

@@ -1,6 +1,7 @@
 """The login procedure the session replicas and the issuer share.
 
-Throttle first (a spent budget costs no hash), then verify the password, then count the result.
+Charge the account's budget first (a spent budget costs no hash, and parallel guesses are counted
+before any of them is hashed), then verify the password, then refund the charge on success.
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ class Logins:
     async def authenticate(self, credentials: Credentials) -> tuple[User, str]:
         """The user and the device id to set as a cookie; 401 or 429 otherwise."""
         cookie = request.cookies.get(self.settings.throttle.device_cookie_name)
-        attempt = await self.throttle.admit(credentials.username, cookie)
+        attempt = await self.throttle.charge(credentials.username, cookie)
         user = await self.users.authenticate(credentials.username, credentials.password)
         if user is None:
-            await self.throttle.failed(attempt)
             AUTH_FAILURES.labels(self.role, "invalid_credentials").inc()
             raise InvalidCredentials()
         return user, await self.throttle.succeeded(attempt)
