@@ -10,7 +10,10 @@ import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
-from authscale.login.throttle import devices_key
+from authscale.core.settings import RedisSettings, ThrottleSettings
+from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, devices_key, user_key
+from authscale.login.throttle import LoginThrottle
 from authscale.session.app import create_app
 from tests.conftest import PASSWORD, add_user, create_user, make_settings
 
@@ -135,3 +138,17 @@ async def test_known_devices_are_capped_per_account(redis_url: str, username: st
             assert await attempt(client, username, PASSWORD) == 200
     devices = redis.Redis.from_url(redis_url).zcard(devices_key(username))
     assert devices == 3
+
+
+async def test_a_login_that_raced_a_password_change_records_no_device(
+    redis_url: str, username: str
+) -> None:
+    store = RedisStore(RedisSettings(url=redis_url))
+    store.open()
+    throttle = LoginThrottle(store, ThrottleSettings())
+    attempt = await throttle.charge(username, None)
+    redis.Redis.from_url(redis_url).hincrby(user_key(username), "epoch", 1)
+    with pytest.raises(StaleLogin):
+        await throttle.succeeded(attempt, epoch=0)
+    assert redis.Redis.from_url(redis_url).exists(devices_key(username)) == 0
+    await store.close()

@@ -7,6 +7,7 @@ import pytest
 
 from authscale.core.settings import RedisSettings, SessionSettings
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, user_key
 from authscale.session.store import SESSION_ID_PATTERN, Sessions, index_key, session_key
 from tests.conftest import RedisServer
 
@@ -26,7 +27,7 @@ def sessions(store: RedisStore, idle: float = 60, absolute: float = 600) -> Sess
 async def test_session_ids_are_256_bit_and_never_stored_in_redis(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
-    session = await sessions(store).create("alice")
+    session = await sessions(store).create("alice", epoch=0)
     assert SESSION_ID_PATTERN.fullmatch(session.id)
     client = redis_server.client()
     dump = [(key, client.dump(key)) for key in client.keys("*")]
@@ -40,7 +41,7 @@ async def test_get_returns_the_session_and_slides_idle_expiry(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
     store_sessions = sessions(store, idle=5)
-    session = await store_sessions.create("alice")
+    session = await store_sessions.create("alice", epoch=0)
     redis_server.client().pexpire(session_key(session.id), 1000)
     found = await store_sessions.get(session.id)
     assert found is not None and found.username == "alice"
@@ -50,14 +51,14 @@ async def test_get_returns_the_session_and_slides_idle_expiry(
 
 async def test_idle_session_expires(store: RedisStore) -> None:
     store_sessions = sessions(store, idle=0.3)
-    session = await store_sessions.create("alice")
+    session = await store_sessions.create("alice", epoch=0)
     await asyncio.sleep(0.6)
     assert await store_sessions.get(session.id) is None
 
 
 async def test_absolute_timeout_ends_a_busy_session(store: RedisStore) -> None:
     store_sessions = sessions(store, idle=0.4, absolute=1.0)
-    session = await store_sessions.create("alice")
+    session = await store_sessions.create("alice", epoch=0)
     for _ in range(6):  # kept busy: every read slides the idle expiry
         await asyncio.sleep(0.2)
         if await store_sessions.get(session.id) is None:
@@ -72,9 +73,9 @@ async def test_malformed_ids_are_unknown_without_a_lookup(store: RedisStore, for
 
 async def test_end_and_end_all(store: RedisStore, redis_server: RedisServer) -> None:
     store_sessions = sessions(store)
-    first = await store_sessions.create("alice")
-    second = await store_sessions.create("alice")
-    other = await store_sessions.create("bob")
+    first = await store_sessions.create("alice", epoch=0)
+    second = await store_sessions.create("alice", epoch=0)
+    other = await store_sessions.create("bob", epoch=0)
     await store_sessions.end(first)
     assert await store_sessions.get(first.id) is None
     assert await store_sessions.get(second.id) is not None
@@ -89,7 +90,18 @@ async def test_index_drops_sessions_that_expired_on_their_own(
 ) -> None:
     store_sessions = sessions(store, idle=0.2)
     for _ in range(3):
-        await store_sessions.create("alice")
+        await store_sessions.create("alice", epoch=0)
     await asyncio.sleep(0.4)
-    await sessions(store).create("alice")
+    await sessions(store).create("alice", epoch=0)
     assert redis_server.client().scard(index_key("alice")) == 1
+
+
+async def test_a_login_that_raced_a_password_change_creates_no_session(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    """The login read epoch 0 and verified the old password; the change landed before create."""
+    redis_server.client().hset(user_key("alice"), mapping={"password_hash": "x", "epoch": 1})
+    with pytest.raises(StaleLogin):
+        await sessions(store).create("alice", epoch=0)
+    assert redis_server.client().keys("session:*") == []
+    assert (await sessions(store).create("alice", epoch=1)).username == "alice"

@@ -34,7 +34,7 @@ class Logins:
         if user is None:
             AUTH_FAILURES.labels(self.role, "invalid_credentials").inc()
             raise InvalidCredentials()
-        return user, await self.throttle.succeeded(attempt)
+        return user, await self.throttle.succeeded(attempt, user.epoch)
 
     def set_device_cookie(self, response: Response, device_id: str) -> None:
         response.set_cookie(

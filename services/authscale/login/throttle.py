@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from authscale.core.errors import TooManyRequests
 from authscale.core.settings import ThrottleSettings
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, devices_key, epoch_check, user_key
 
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -53,10 +54,12 @@ return {1, trusted, 0}
 """
 )
 
-# KEYS: the user's devices, the budget that was charged.
-# ARGV: trusted (1/0), the device digest to record, its lifetime ms, the cap on devices.
+# KEYS: the user's devices, the budget that was charged, the user.
+# ARGV: trusted (1/0), the device digest to record, its lifetime ms, the cap on devices, the epoch
+# the login read: a login that raced a password change neither refunds nor records its device.
 _REFUND = (
     _NOW_MS
+    + epoch_check("KEYS[3]", "ARGV[5]")
     + """
 if ARGV[1] == '1' then
   redis.call('DEL', KEYS[2])
@@ -70,6 +73,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local extra = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[4])
 if extra > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, extra - 1) end
 redis.call('PEXPIRE', KEYS[1], lifetime)
+return 1
 """
 )
 
@@ -77,10 +81,6 @@ redis.call('PEXPIRE', KEYS[1], lifetime)
 def device_digest(device_id: str) -> str:
     # 128 bits of SHA-256 name a 256-bit random id without collisions and halve the bytes kept.
     return hashlib.sha256(device_id.encode()).hexdigest()[:32]
-
-
-def devices_key(username: str) -> str:
-    return f"user-devices:{username}"
 
 
 @dataclass(frozen=True)
@@ -126,19 +126,29 @@ class LoginThrottle:
             )
         return as_device if int(trusted) else Attempt(username, None)
 
-    async def succeeded(self, attempt: Attempt) -> str:
-        """Refund the attempt; the device id to (re)issue, now a known device of the account."""
+    async def succeeded(self, attempt: Attempt, epoch: int) -> str:
+        """Refund the attempt; the device id to (re)issue, now a known device of the account.
+
+        :class:`StaleLogin` when the password changed since the login read ``epoch``.
+        """
         device_id = attempt.trusted_device or secrets.token_urlsafe(32)
         async with self._redis.reaching("login_refund") as redis:
-            await redis.register_script(_REFUND)(
-                keys=[devices_key(attempt.username), attempt.failures_key],
+            refunded = await redis.register_script(_REFUND)(
+                keys=[
+                    devices_key(attempt.username),
+                    attempt.failures_key,
+                    user_key(attempt.username),
+                ],
                 args=[
                     1 if attempt.trusted_device is not None else 0,
                     device_digest(device_id),
                     _ms(self._settings.device_lifetime),
                     self._settings.devices_per_user,
+                    epoch,
                 ],
             )
+        if refunded is None:
+            raise StaleLogin()
         return device_id
 
 

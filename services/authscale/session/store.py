@@ -17,20 +17,26 @@ from dataclasses import dataclass
 
 from authscale.core.settings import SessionSettings
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, epoch_check, user_key
 
 #: ``secrets.token_urlsafe(32)``: 256 bits from the OS CSPRNG, 43 URL-safe characters.
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 # Stores a new session and adds it to the user's index, pruning index entries whose session
 # expired on its own, so the index stays as small as the user's live sessions.
-_CREATE = """
+# Nothing is created when the user's password changed since the login read it (KEYS[3], ARGV[4]).
+_CREATE = (
+    epoch_check("KEYS[3]", "ARGV[4]")
+    + """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[2], key) end
 end
 redis.call('SADD', KEYS[2], KEYS[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
 """
+)
 
 # Deletes every session in a user's index and the index itself, atomically, so a concurrent
 # login either lands before (and is ended) or after (and survives, as a newer login should).
@@ -64,7 +70,8 @@ class Sessions:
         self._redis = redis
         self._settings = settings
 
-    async def create(self, username: str) -> Session:
+    async def create(self, username: str, *, epoch: int) -> Session:
+        """A new session, or :class:`StaleLogin` when the password changed since ``epoch``."""
         session = Session(
             id=secrets.token_urlsafe(32),
             username=username,
@@ -74,14 +81,17 @@ class Sessions:
         key = session_key(session.id)
         value = json.dumps({"u": username, "c": session.csrf_token, "x": session.expires_at})
         async with self._redis.reaching("session_create") as redis:
-            await redis.register_script(_CREATE)(
-                keys=[key, index_key(username)],
+            created = await redis.register_script(_CREATE)(
+                keys=[key, index_key(username), user_key(username)],
                 args=[
                     value,
                     _ms(self._settings.idle_timeout),
                     _ms(self._settings.absolute_timeout),
+                    epoch,
                 ],
             )
+        if created is None:
+            raise StaleLogin()
         return session
 
     async def get(self, session_id: str) -> Session | None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from authscale.core.metrics import REFRESH_OUTCOMES
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, epoch_check, user_key
 from authscale.tokens.denylist import PREFIX as DENIED_PREFIX
 from authscale.tokens.settings import RefreshSettings
 
@@ -46,10 +47,11 @@ local function revoke(fid)
 end
 """.replace("$DENIED", DENIED_PREFIX)
 
-# KEYS: token key, family key, user index. ARGV: fid, user, family ms, token ms, access ms,
-# csrf hash ('' for body mode).
+# KEYS: token key, family key, user index, user. ARGV: fid, user, family ms, token ms, access ms,
+# csrf hash ('' for body mode), the epoch the login read (nothing is created if it moved on).
 _START = (
     _LUA_HEADER
+    + epoch_check("KEYS[4]", "ARGV[7]")
     + """
 local now = now_ms()
 local expires = now + tonumber(ARGV[3])
@@ -168,12 +170,22 @@ class RefreshTokens:
         #: How long a revoked family's access tokens can live on: its denylist marker's lifetime.
         self._access_retention = access_retention
 
-    async def start(self, username: str, *, csrf: str | None = None) -> IssuedRefreshToken:
-        """A new family for a login; ``csrf`` binds it to cookie mode."""
+    async def start(
+        self, username: str, *, epoch: int, csrf: str | None = None
+    ) -> IssuedRefreshToken:
+        """A new family for a login; ``csrf`` binds it to cookie mode.
+
+        :class:`StaleLogin` when the user's password changed since the login read ``epoch``.
+        """
         token, family = secrets.token_urlsafe(32), secrets.token_urlsafe(16)
         async with self._redis.reaching("refresh_start") as redis:
             remaining_ms = await redis.register_script(_START)(
-                keys=[token_key(token), family_key(family), user_index_key(username)],
+                keys=[
+                    token_key(token),
+                    family_key(family),
+                    user_index_key(username),
+                    user_key(username),
+                ],
                 args=[
                     family,
                     username,
@@ -181,8 +193,11 @@ class RefreshTokens:
                     _ms(self._settings.token_lifetime),
                     _ms(self._access_retention),
                     csrf_hash(csrf) if csrf is not None else "",
+                    epoch,
                 ],
             )
+        if remaining_ms is None:
+            raise StaleLogin()
         return IssuedRefreshToken(token, family, username, int(remaining_ms) // 1000)
 
     async def rotate(self, presented: str, *, csrf: str | None = None) -> IssuedRefreshToken:
