@@ -85,15 +85,25 @@ async def test_end_and_end_all(store: RedisStore, redis_server: RedisServer) -> 
     assert not redis_server.client().exists(index_key("alice"))
 
 
-async def test_index_drops_sessions_that_expired_on_their_own(
+async def test_index_drops_sessions_past_their_absolute_timeout(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
-    store_sessions = sessions(store, idle=0.2)
+    store_sessions = sessions(store, idle=0.2, absolute=0.3)
     for _ in range(3):
         await store_sessions.create("alice", epoch=0)
     await asyncio.sleep(0.4)
-    await sessions(store).create("alice", epoch=0)
-    assert redis_server.client().scard(index_key("alice")) == 1
+    await store_sessions.create("alice", epoch=0)
+    assert redis_server.client().zcard(index_key("alice")) == 1
+
+
+async def test_sessions_per_user_are_capped_the_oldest_ended(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    capped = Sessions(store, SessionSettings(per_user=3))
+    created = [await capped.create("alice", epoch=0) for _ in range(5)]
+    assert [await capped.get(s.id) is not None for s in created] == [False] * 2 + [True] * 3
+    assert redis_server.client().zcard(index_key("alice")) == 3
+    assert len(redis_server.client().keys("session:*")) == 3
 
 
 async def test_a_login_that_raced_a_password_change_creates_no_session(
@@ -105,3 +115,14 @@ async def test_a_login_that_raced_a_password_change_creates_no_session(
         await sessions(store).create("alice", epoch=0)
     assert redis_server.client().keys("session:*") == []
     assert (await sessions(store).create("alice", epoch=1)).username == "alice"
+
+
+async def test_a_session_with_its_index_entry_costs_at_most_300_bytes(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    """MEMORY USAGE of ten sessions of one user and their index, per session (docs/session.md)."""
+    for _ in range(10):
+        await sessions(store).create("alice", epoch=0)
+    client = redis_server.client()
+    total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
+    assert total / 10 <= 300

@@ -10,6 +10,7 @@ from quart.typing import TestClientProtocol as Client
 
 from authscale.core.errors import ConfigError
 from authscale.tokens.keys.jwk import PRIVATE_MEMBERS
+from authscale.tokens.refresh import REFRESH_TOKEN_PATTERN
 from tests.tokens.fixtures import (
     PASSWORD,
     USERNAME,
@@ -45,7 +46,8 @@ async def test_login_answers_the_tutorial_contract(issuer_client):
     assert body["token"] == body["access_token"]
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
-    assert len(body["refresh_token"]) == 43  # 256 bits, base64url
+    # A 128-bit family handle and a 256-bit secret, base64url.
+    assert REFRESH_TOKEN_PATTERN.fullmatch(body["refresh_token"])
 
 
 @pytest.mark.parametrize(
@@ -153,7 +155,11 @@ async def test_concurrent_refreshes_of_one_token_cannot_both_rotate(strict_issue
 
 @pytest.mark.parametrize(
     "body",
-    [{"refresh_token": "x" * 43}, {"refresh_token": "short"}, {"refresh_token": "é" * 43}],
+    [
+        {"refresh_token": "h" * 22 + "." + "x" * 43},
+        {"refresh_token": "x" * 43},
+        {"refresh_token": "é" * 66},
+    ],
 )
 async def test_unknown_or_malformed_refresh_tokens_are_401(issuer_client, body):
     response = await issuer_client.post("/token/refresh", json=body)
@@ -290,7 +296,7 @@ async def test_the_issuer_answers_503_when_redis_is_unreachable(issuer_environ):
         )
         assert response.status_code == 503
         assert (
-            await client.post("/token/refresh", json={"refresh_token": "z" * 43})
+            await client.post("/token/refresh", json={"refresh_token": "h" * 22 + "." + "z" * 43})
         ).status_code == 503
         # The public keys need no Redis.
         assert (await client.get("/.well-known/jwks.json")).status_code == 200

@@ -75,9 +75,10 @@ async def test_a_family_ends_at_its_absolute_lifetime_however_often_it_rotates(s
 
 async def test_unknown_and_malformed_tokens_are_refused(store):
     refreshing = tokens(store)
-    assert await refused(refreshing, "x" * 43) == "unknown"
+    assert await refused(refreshing, "h" * 22 + "." + "x" * 43) == "unknown"
+    assert await refused(refreshing, "x" * 43) == "malformed"
     assert await refused(refreshing, "short") == "malformed"
-    assert await refused(refreshing, "x" * 42 + "!") == "malformed"
+    assert await refused(refreshing, "h" * 22 + "." + "x" * 42 + "!") == "malformed"
 
 
 async def test_a_cookie_family_rotates_only_with_its_csrf_value(store):
@@ -123,7 +124,7 @@ async def test_the_user_index_forgets_dead_families(store, redis_server):
     await refreshing.revoke_family(first.family)
     second = await refreshing.start("alice", epoch=0)
     with redis_server.client() as client:
-        assert client.smembers(user_index_key("alice")) == {second.family}
+        assert client.zrange(user_index_key("alice"), 0, -1) == [second.family]
         assert client.pttl(family_key(second.family)) > 0
 
 
@@ -145,3 +146,56 @@ async def test_a_login_that_raced_a_password_change_starts_no_family(store, redi
         await tokens(store).start("alice", epoch=2)
     assert redis_server.client().keys("refresh*") == []
     assert (await tokens(store).start("alice", epoch=3)).username == "alice"
+
+
+async def test_no_key_per_refresh_token_superseded_or_not(store, redis_server):
+    refreshing = tokens(store, grace_period=0)
+    issued = await refreshing.start("alice", epoch=0)
+    for _ in range(20):
+        issued = await refreshing.rotate(issued.token)
+    with redis_server.client() as client:
+        assert sorted(client.keys("*")) == sorted(
+            [family_key(issued.family), user_index_key("alice")]
+        )
+
+
+async def test_a_forged_token_for_a_known_family_id_revokes_nothing(store):
+    """The ``sid`` every access token shows is not enough to end someone's login."""
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice", epoch=0)
+    forged = "A" * 22 + "." + issued.token.split(".")[1]
+    assert await refused(refreshing, forged) == "unknown"
+    assert not await refreshing.revoke_token(forged)
+    assert (await refreshing.rotate(issued.token)).family == issued.family
+
+
+async def test_families_per_user_are_capped_the_oldest_revoked(store, redis_server):
+    refreshing = tokens(store, families_per_user=3)
+    families = [await refreshing.start("alice", epoch=0) for _ in range(5)]
+    for evicted in families[:2]:
+        assert await refused(refreshing, evicted.token) == "revoked"
+    for kept in families[2:]:
+        assert (await refreshing.rotate(kept.token)).username == "alice"
+    with redis_server.client() as client:
+        assert client.zcard(user_index_key("alice")) == 3
+
+
+async def test_a_revoked_family_is_forgotten_with_its_last_access_token(store, redis_server):
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice", epoch=0)
+    await refreshing.revoke_family(issued.family)
+    with redis_server.client() as client:
+        assert 0 < client.pttl(family_key(issued.family)) <= ACCESS_RETENTION * 1000
+
+
+async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_server):
+    """MEMORY USAGE of ten families of one user, each rotated three times, and their index, per
+    family (docs/token.md)."""
+    refreshing = tokens(store, grace_period=0)
+    for _ in range(10):
+        issued = await refreshing.start("alice", epoch=0)
+        for _ in range(3):
+            issued = await refreshing.rotate(issued.token)
+    with redis_server.client() as client:
+        total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
+    assert total / 10 <= 600

@@ -164,6 +164,8 @@ class CookieSettings:
 class SessionSettings:
     idle_timeout: float = 15 * 60
     absolute_timeout: float = 8 * 60 * 60
+    #: Live sessions per user; one more ends the oldest.
+    per_user: int = 20
 
     @classmethod
     def from_environ(cls, env: Environ) -> SessionSettings:
@@ -174,7 +176,11 @@ class SessionSettings:
                 f"{PREFIX}SESSION_IDLE_TIMEOUT ({idle:g}) must not exceed "
                 f"{PREFIX}SESSION_ABSOLUTE_TIMEOUT ({absolute:g})."
             )
-        return cls(idle_timeout=idle, absolute_timeout=absolute)
+        return cls(
+            idle_timeout=idle,
+            absolute_timeout=absolute,
+            per_user=env.integer("SESSIONS_PER_USER", cls.per_user, minimum=1, maximum=1000),
+        )
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,8 @@ class RefreshSettings:
     #: How long the immediately previous token may be presented again without counting as reuse.
     grace_period: float = 10.0
     cookie_name: str = "authscale_refresh"
+    #: Live families (logins) per user; one more revokes the oldest.
+    families_per_user: int = 20
 
     @classmethod
     def from_environ(cls, env: Environ) -> RefreshSettings:
@@ -93,6 +95,9 @@ class RefreshSettings:
             family_lifetime=family,
             grace_period=env.seconds("REFRESH_GRACE_PERIOD", cls.grace_period, maximum=300),
             cookie_name=_cookie_name(env, "REFRESH_COOKIE_NAME", cls.cookie_name),
+            families_per_user=env.integer(
+                "REFRESH_FAMILIES_PER_USER", cls.families_per_user, minimum=1, maximum=1000
+            ),
         )
 
 

@@ -186,6 +186,18 @@ def test_login_bursts_are_rate_limited_with_json_429(limited_stack: LocalStack) 
     assert set(statuses) <= {401, 429}
 
 
+@pytest.mark.parametrize("path", ["/token/refresh", "/token/logout"])
+def test_refresh_and_logout_bursts_are_rate_limited_too(
+    limited_stack: LocalStack, path: str
+) -> None:
+    """They write to Redis: a flood of them is held at the gateway like a flood of logins."""
+    body = {"refresh_token": "h" * 22 + "." + "x" * 43}
+    with httpx.Client(base_url=limited_stack.gateway_url) as client:
+        statuses = [client.post(path, json=body).status_code for _ in range(12)]
+    assert 429 in statuses
+    assert set(statuses) <= {200, 401, 429}
+
+
 # -- the presets and their committed copies (authscale gateway render) -------------------------
 
 ROOT = Path(__file__).resolve().parents[3]
