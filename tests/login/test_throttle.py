@@ -46,7 +46,7 @@ async def attempt(client: Client, username: str, password: str) -> int:
 
 def device_cookie(client: Client) -> str:
     assert client.cookie_jar is not None
-    return next(c.value for c in client.cookie_jar if c.name == "authscale_device")
+    return next(c.value for c in client.cookie_jar if c.name == "__Host-authscale_device")
 
 
 async def test_stuffing_one_account_is_throttled_from_any_client(app: Quart, username: str) -> None:
@@ -84,7 +84,7 @@ async def test_forged_device_cookies_earn_no_budget(app: Quart, username: str, f
     for n in range(BUDGET):
         await attempt(app.test_client(), username, f"guess-{n}")
     attacker = app.test_client()
-    attacker.set_cookie("localhost", "authscale_device", forged)
+    attacker.set_cookie("localhost", "__Host-authscale_device", forged)
     assert await attempt(attacker, username, PASSWORD) == 429
 
 
@@ -115,7 +115,7 @@ async def test_parallel_guesses_from_a_known_device_are_charged_alike(
     device = device_cookie(owner)
     clients = [app.test_client() for _ in range(40)]
     for client in clients:
-        client.set_cookie("localhost", "authscale_device", device)
+        client.set_cookie("localhost", "__Host-authscale_device", device)
     statuses = await asyncio.gather(*(attempt(c, username, "typo") for c in clients))
     assert statuses.count(401) == BUDGET
     assert statuses.count(429) == 40 - BUDGET

@@ -22,10 +22,13 @@ from authscale.core.errors import ConfigError
 from authscale.lab.stack.local import LocalStack
 from authscale.tokens.keys.jwk import generate_private_key, private_pem, public_jwk, thumbprint
 from authscale.tokens.keys.keyring import Keyring
+from authscale.tokens.settings import AccessTokenSettings
 from tests.conftest import CHEAP_ARGON2, add_user, stack_config
 from tests.tokens.fixtures import PASSWORD, bearer, client_of, login, token_app
 
 ISSUER, AUDIENCE = "urn:authscale:issuer", "urn:authscale:token"
+#: Secure cookies (the apps' default) carry the __Secure- prefix.
+ACCESS_COOKIE = AccessTokenSettings.cookie_name
 
 
 def b64(data: bytes) -> str:
@@ -205,7 +208,7 @@ async def test_no_credentials_at_all_get_a_bare_challenge(token_client):
 async def test_a_forged_token_in_the_cookie_is_refused(token_client, signing):
     kid, _ = signing
     token = forge(header(kid), claims(), OTHER_KEY)
-    await assert_refused(token_client, {"Cookie": f"authscale_access={token}"})
+    await assert_refused(token_client, {"Cookie": f"{ACCESS_COOKIE}={token}"})
 
 
 async def test_the_header_wins_over_the_cookie(token_client, signing):
@@ -213,7 +216,7 @@ async def test_the_header_wins_over_the_cookie(token_client, signing):
     good = forge(header(kid), claims(), key)
     response = await token_client.get(
         "/token/dashboard",
-        headers={"Authorization": "Basic eA==", "Cookie": f"authscale_access={good}"},
+        headers={"Authorization": "Basic eA==", "Cookie": f"{ACCESS_COOKIE}={good}"},
     )
     assert response.status_code == 401
 
@@ -234,8 +237,8 @@ async def test_me_names_the_user_and_gives_cookie_tokens_their_csrf(issuer_clien
         "/token/login?mode=cookie", json={"username": "alice", "password": PASSWORD}
     )
     csrf = (await cookie_login.get_json())["csrf_token"]
-    access = _cookie_value(cookie_login, "authscale_access")
-    response = await token_client.get("/token/me", headers={"Cookie": f"authscale_access={access}"})
+    access = _cookie_value(cookie_login, ACCESS_COOKIE)
+    response = await token_client.get("/token/me", headers={"Cookie": f"{ACCESS_COOKIE}={access}"})
     assert (await response.get_json())["csrf_token"] == csrf
 
 

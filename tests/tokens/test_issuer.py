@@ -11,6 +11,7 @@ from quart.typing import TestClientProtocol as Client
 from authscale.core.errors import ConfigError
 from authscale.tokens.keys.jwk import PRIVATE_MEMBERS
 from authscale.tokens.refresh import REFRESH_TOKEN_PATTERN
+from authscale.tokens.settings import AccessTokenSettings, RefreshSettings
 from tests.tokens.fixtures import (
     PASSWORD,
     USERNAME,
@@ -20,6 +21,10 @@ from tests.tokens.fixtures import (
     login,
     token_app,
 )
+
+#: Secure cookies (the apps' default) carry the __Secure- prefix.
+ACCESS_COOKIE = AccessTokenSettings.cookie_name
+REFRESH_COOKIE = RefreshSettings.cookie_name
 
 
 async def refresh(client: Client, refresh_token: str) -> Any:
@@ -329,9 +334,9 @@ async def test_cookie_login_sets_two_httponly_cookies_and_no_token_in_the_body(i
     assert set(body) == {"message", "expires_in", "csrf_token"}
     assert len(csrf) == 43
     cookies = cookies_set(response)
-    access = [part.strip() for part in cookies["authscale_access"].split(";")]
+    access = [part.strip() for part in cookies[ACCESS_COOKIE].split(";")]
     assert {"HttpOnly", "Secure", "SameSite=Lax", "Path=/token", "Max-Age=900"} <= set(access)
-    refresh_cookie = [part.strip() for part in cookies["authscale_refresh"].split(";")]
+    refresh_cookie = [part.strip() for part in cookies[REFRESH_COOKIE].split(";")]
     assert {"HttpOnly", "Secure", "SameSite=Strict", "Path=/token/refresh"} <= set(refresh_cookie)
 
 
@@ -346,16 +351,16 @@ async def test_cookies_are_not_secure_only_where_the_deployment_says_plain_http(
 
 async def test_a_cookie_token_works_on_a_token_replica_for_reads(issuer_client, token_client):
     response, _ = await cookie_login(issuer_client)
-    access = cookie_value(response, "authscale_access")
+    access = cookie_value(response, ACCESS_COOKIE)
     dashboard = await token_client.get(
-        "/token/dashboard", headers={"Cookie": f"authscale_access={access}"}
+        "/token/dashboard", headers={"Cookie": f"{ACCESS_COOKIE}={access}"}
     )
     assert dashboard.status_code == 200
 
 
 async def test_cookie_refresh_needs_the_csrf_token(issuer_client):
     response, csrf = await cookie_login(issuer_client)
-    cookie = {"Cookie": f"authscale_refresh={cookie_value(response, 'authscale_refresh')}"}
+    cookie = {"Cookie": f"{REFRESH_COOKIE}={cookie_value(response, REFRESH_COOKIE)}"}
     issuer_client.cookie_jar.clear()  # send exactly the cookies each request names
     missing = await issuer_client.post("/token/refresh", headers=cookie)
     assert missing.status_code == 403
@@ -365,13 +370,13 @@ async def test_cookie_refresh_needs_the_csrf_token(issuer_client):
     right = await issuer_client.post("/token/refresh", headers={**cookie, "X-CSRF-Token": csrf})
     assert right.status_code == 200
     assert (await right.get_json())["csrf_token"] == csrf
-    assert {"authscale_access", "authscale_refresh"} <= set(cookies_set(right))
+    assert {ACCESS_COOKIE, REFRESH_COOKIE} <= set(cookies_set(right))
 
 
 async def test_cookie_logout_needs_the_csrf_token_and_clears_the_cookies(issuer_client):
     response, csrf = await cookie_login(issuer_client)
-    refresh_cookie = {"Cookie": f"authscale_refresh={cookie_value(response, 'authscale_refresh')}"}
-    access = {"Cookie": f"authscale_access={cookie_value(response, 'authscale_access')}"}
+    refresh_cookie = {"Cookie": f"{REFRESH_COOKIE}={cookie_value(response, REFRESH_COOKIE)}"}
+    access = {"Cookie": f"{ACCESS_COOKIE}={cookie_value(response, ACCESS_COOKIE)}"}
     issuer_client.cookie_jar.clear()
     assert (await issuer_client.post("/token/logout", headers=access)).status_code == 403
     bad = await issuer_client.post("/token/logout", headers={**access, "X-CSRF-Token": "no"})
@@ -379,11 +384,8 @@ async def test_cookie_logout_needs_the_csrf_token_and_clears_the_cookies(issuer_
     done = await issuer_client.post("/token/logout", headers={**access, "X-CSRF-Token": csrf})
     assert done.status_code == 200
     cleared = cookies_set(done)
-    assert (
-        "Max-Age=0" in cleared["authscale_access"]
-        and "Path=/token;" in cleared["authscale_access"] + ";"
-    )
-    assert "Path=/token/refresh" in cleared["authscale_refresh"]
+    assert "Max-Age=0" in cleared[ACCESS_COOKIE] and "Path=/token;" in cleared[ACCESS_COOKIE] + ";"
+    assert "Path=/token/refresh" in cleared[REFRESH_COOKIE]
     again = await issuer_client.post(
         "/token/refresh", headers={**refresh_cookie, "X-CSRF-Token": csrf}
     )
@@ -392,7 +394,7 @@ async def test_cookie_logout_needs_the_csrf_token_and_clears_the_cookies(issuer_
 
 async def test_cookie_logout_all_needs_the_csrf_token(issuer_client):
     response, csrf = await cookie_login(issuer_client)
-    access = {"Cookie": f"authscale_access={cookie_value(response, 'authscale_access')}"}
+    access = {"Cookie": f"{ACCESS_COOKIE}={cookie_value(response, ACCESS_COOKIE)}"}
     issuer_client.cookie_jar.clear()
     assert (await issuer_client.post("/token/logout-all", headers=access)).status_code == 403
     done = await issuer_client.post("/token/logout-all", headers={**access, "X-CSRF-Token": csrf})
@@ -411,6 +413,6 @@ async def test_a_body_mode_token_in_the_cookie_cannot_pass_csrf(issuer_client):
     issuer_client.cookie_jar.clear()
     response = await issuer_client.post(
         "/token/logout-all",
-        headers={"Cookie": f"authscale_access={body['token']}", "X-CSRF-Token": ""},
+        headers={"Cookie": f"{ACCESS_COOKIE}={body['token']}", "X-CSRF-Token": ""},
     )
     assert response.status_code == 403

@@ -100,6 +100,30 @@ class Environ:
             raise ConfigError(f"{PREFIX}{name} must be at most {maximum}, got {number}.")
 
 
+#: Cookie name prefixes (RFC 6265bis): a browser keeps a ``__Host-`` cookie only if it is Secure,
+#: has Path=/ and no Domain, and a ``__Secure-`` one only if it is Secure, so a sibling subdomain
+#: or a plain-HTTP page cannot plant or overwrite it (ASVS 5.0 V3.3.1).
+HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
+
+
+def cookie_name(base: str, prefix: str, *, secure: bool) -> str:
+    """The default name of a cookie: prefixed when Secure; bare only on plain HTTP, where
+    browsers would refuse a prefixed one."""
+    return prefix + base if secure else base
+
+
+def check_cookie_name(variable: str, name: str, *, secure: bool) -> str:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"{PREFIX}{variable} {name!r} is not a valid cookie name.")
+    if name.startswith((HOST_PREFIX, SECURE_PREFIX)) and not secure:
+        raise ConfigError(
+            f"{PREFIX}{variable} {name!r} uses a prefix browsers only accept on Secure cookies; "
+            f"set {PREFIX}COOKIE_SECURE=true or drop the prefix."
+        )
+    return name
+
+
 def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -144,20 +168,17 @@ class RedisSettings:
 class CookieSettings:
     #: ``False`` only where the deployment declares that it serves plain HTTP (the local stack).
     secure: bool = True
-    session_name: str = "authscale_session"
+    session_name: str = HOST_PREFIX + "authscale_session"
 
     @classmethod
     def from_environ(cls, env: Environ) -> CookieSettings:
         secure = env.boolean("COOKIE_SECURE", cls.secure)
-        name = env.string("SESSION_COOKIE_NAME", cls.session_name)
-        if name.startswith("__Host-") and not secure:
-            raise ConfigError(
-                f"{PREFIX}SESSION_COOKIE_NAME {name!r} uses the __Host- prefix, which browsers "
-                f"only accept on Secure cookies; set {PREFIX}COOKIE_SECURE=true or drop the prefix."
-            )
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"{PREFIX}SESSION_COOKIE_NAME {name!r} is not a valid cookie name.")
-        return cls(secure=secure, session_name=name)
+        default = cookie_name("authscale_session", HOST_PREFIX, secure=secure)
+        name = env.string("SESSION_COOKIE_NAME", default)
+        return cls(
+            secure=secure,
+            session_name=check_cookie_name("SESSION_COOKIE_NAME", name, secure=secure),
+        )
 
 
 @dataclass(frozen=True)
@@ -214,7 +235,7 @@ class ThrottleSettings:
     #: Failed logins per budget and window before further attempts get 429.
     failures: int = 10
     window: float = 15 * 60
-    device_cookie_name: str = "authscale_device"
+    device_cookie_name: str = HOST_PREFIX + "authscale_device"
     device_lifetime: float = 30 * 24 * 60 * 60
     #: Known devices remembered per account; a login from one more forgets the oldest.
     devices_per_user: int = 10
@@ -225,6 +246,9 @@ class ThrottleSettings:
             failures=env.integer("LOGIN_FAILURES_PER_WINDOW", cls.failures, minimum=1),
             window=env.seconds("LOGIN_FAILURE_WINDOW", cls.window, minimum=1),
             device_lifetime=env.seconds("DEVICE_COOKIE_LIFETIME", cls.device_lifetime, minimum=60),
+            device_cookie_name=cookie_name(
+                "authscale_device", HOST_PREFIX, secure=env.boolean("COOKIE_SECURE", True)
+            ),
             devices_per_user=env.integer(
                 "DEVICES_PER_USER", cls.devices_per_user, minimum=1, maximum=1000
             ),
