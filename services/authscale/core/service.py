@@ -17,7 +17,7 @@ from quart_cors import cors
 
 from authscale.core.errors import ConfigError, DependencyUnavailable, register_error_handlers
 from authscale.core.forwarding import TrustedProxyMiddleware
-from authscale.core.logs import configure_logging
+from authscale.core.logs import bind_request_id, configure_logging
 from authscale.core.metrics import REQUESTS, register_metrics_route
 from authscale.core.settings import Settings
 from authscale.core.storage import RedisStore
@@ -133,6 +133,11 @@ def _register_probes(service: Service) -> None:
 def _register_response_headers(service: Service) -> None:
     app = service.app
     replica = service.settings.replica_id
+
+    @app.before_request
+    async def remember_request_id() -> None:
+        # The gateway's id, so a replica's log line can be matched to the gateway's access log.
+        bind_request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     async def stamp(response: Response) -> Response:
