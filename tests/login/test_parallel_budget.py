@@ -44,7 +44,8 @@ def test_forty_parallel_guesses_try_at_most_the_budget(stack: LocalStack) -> Non
     statuses = guesses_at_once(stack, add_user(stack.redis_url))
     print(f"40 parallel guesses: {dict(statuses)}")
     assert statuses[401] <= BUDGET
-    assert statuses[401] + statuses[429] == GUESSES
+    # 503: shed by a full hashing pool before the budget was even charged; not tried either.
+    assert statuses[401] + statuses[429] + statuses[503] == GUESSES
 
 
 @pytest.mark.slow
@@ -57,7 +58,8 @@ def test_forty_parallel_guesses_with_a_known_device_try_at_most_its_budget(
     statuses = guesses_at_once(stack, username, login.cookies["authscale_device"])
     print(f"40 parallel guesses from a known device: {dict(statuses)}")
     assert statuses[401] <= BUDGET
-    assert statuses[401] + statuses[429] == GUESSES
+    # 503: shed by a full hashing pool before the budget was even charged; not tried either.
+    assert statuses[401] + statuses[429] + statuses[503] == GUESSES
     # The shared budget is untouched: the user's other devices still get in.
     fresh = httpx.post(
         f"{stack.gateway_url}/token/login", json={"username": username, "password": PASSWORD}

@@ -23,7 +23,12 @@ BUDGET = 3
 @pytest.fixture
 async def app(redis_url: str) -> AsyncIterator[Quart]:
     application = create_app(
-        make_settings(redis_url, AUTHSCALE_LOGIN_FAILURES_PER_WINDOW=str(BUDGET))
+        # A queue for all 40 parallel guesses below: shedding is tested in test_capacity.py.
+        make_settings(
+            redis_url,
+            AUTHSCALE_LOGIN_FAILURES_PER_WINDOW=str(BUDGET),
+            AUTHSCALE_HASHING_QUEUE="100",
+        )
     )
     async with application.test_app():
         yield application

@@ -211,6 +211,10 @@ class PasswordSettings:
     time_cost: int = 2
     memory_cost_kib: int = 19 * 1024
     parallelism: int = 1
+    #: Hashes run at once; 0 sizes the pool from the container's CPU quota and memory limit.
+    workers: int = 0
+    #: Logins that may wait for a hashing thread; one more is answered 503 at once.
+    queue: int = 8
 
     @classmethod
     def from_environ(cls, env: Environ) -> PasswordSettings:
@@ -220,6 +224,8 @@ class PasswordSettings:
                 "ARGON2_MEMORY_KIB", cls.memory_cost_kib, minimum=8, maximum=4 * 1024 * 1024
             ),
             parallelism=env.integer("ARGON2_PARALLELISM", cls.parallelism, minimum=1, maximum=64),
+            workers=env.integer("HASHING_WORKERS", cls.workers, minimum=0, maximum=256),
+            queue=env.integer("HASHING_QUEUE", cls.queue, minimum=0, maximum=10_000),
         )
 
 
