@@ -140,3 +140,12 @@ def test_token_cookies_get_the_secure_prefix_when_secure() -> None:
                 "AUTHSCALE_ACCESS_COOKIE_NAME": "__Secure-a",
             }
         )
+
+
+def test_a_token_replica_outside_denylist_mode_refuses_a_redis_url() -> None:
+    redis = {"AUTHSCALE_REDIS_URL": "redis://:a-real-password@127.0.0.1:6379/0"}
+    with pytest.raises(ConfigError, match="outside denylist mode"):
+        TokenSettings.from_environ({**TOKEN, **redis})
+    assert TokenSettings.from_environ(
+        {**TOKEN, **redis, "AUTHSCALE_TOKEN_DENYLIST": "true"}
+    ).denylist

@@ -216,13 +216,22 @@ class TokenSettings:
                 "public keys only and must never see a private key. Unset it, and set "
                 f"{PREFIX}JWKS_URL or {PREFIX}JWKS_FILE instead."
             )
+        denylist = env.boolean("TOKEN_DENYLIST", cls.denylist)
+        if not denylist and env.raw("REDIS_URL") is not None:
+            # Least privilege: a replica that never uses Redis holds neither its password nor a
+            # reason to reach it.
+            raise ConfigError(
+                f"{PREFIX}REDIS_URL is set on a token replica outside denylist mode, which never "
+                f"uses Redis: unset it (or set {PREFIX}TOKEN_DENYLIST=true, with the denylist-only "
+                "Redis user)."
+            )
         return cls(
             jwks=JwksSettings.from_environ(env),
             access=AccessTokenSettings.from_environ(env),
             verified_cache_size=env.integer(
                 "VERIFIED_TOKEN_CACHE_SIZE", cls.verified_cache_size, maximum=10_000_000
             ),
-            denylist=env.boolean("TOKEN_DENYLIST", cls.denylist),
+            denylist=denylist,
         )
 
 
