@@ -20,6 +20,7 @@ from quart.typing import TestClientProtocol as Client
 
 from authscale.core.errors import ConfigError
 from authscale.lab.stack.local import LocalStack
+from authscale.tokens.bearer import BEARER
 from authscale.tokens.keys.jwk import generate_private_key, private_pem, public_jwk, thumbprint
 from authscale.tokens.keys.keyring import Keyring
 from authscale.tokens.settings import AccessTokenSettings
@@ -186,17 +187,34 @@ FORGED = {
 @pytest.mark.parametrize("case", sorted(FORGED))
 async def test_forged_and_malformed_tokens_are_refused_with_401(token_client, signing, case):
     token = FORGED[case](*signing)
+    if not BEARER.fullmatch(f"Bearer {token}"):
+        # Not even an RFC 6750 token68: the header itself is malformed (invalid_request).
+        response = await token_client.get("/token/dashboard", headers=bearer(token))
+        assert response.status_code == 400
+        return
     await assert_refused(token_client, bearer(token))
 
 
 @pytest.mark.parametrize(
-    "authorization",
-    ["Bearer", "Bearer ", "Bearer  ", "Basic dXNlcjpwYXNz", "Token abc", "abc", "Bearer a b"],
+    "authorization", ["Bearer", "Bearer ", "Bearer  ", "Bearer a b", "bearer ?"]
 )
-async def test_authorization_headers_without_a_bearer_token_are_refused(
-    token_client, authorization
-):
-    await assert_refused(token_client, {"Authorization": authorization})
+async def test_a_malformed_bearer_header_is_400_invalid_request(token_client, authorization):
+    """RFC 6750 section 3.1: a malformed request is invalid_request, 400."""
+    for route in ("/token/dashboard", "/token/me"):
+        response = await token_client.get(route, headers={"Authorization": authorization})
+        assert response.status_code == 400
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer realm="authscale", error="invalid_request"'
+        )
+        assert (await response.get_json()) == {"message": "Malformed Authorization header"}
+
+
+@pytest.mark.parametrize("authorization", ["Basic dXNlcjpwYXNz", "Token abc", "abc"])
+async def test_another_scheme_is_401_with_a_bare_challenge(token_client, authorization):
+    """RFC 6750 section 3.1: a request without bearer credentials gets no error code."""
+    response = await token_client.get("/token/dashboard", headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="authscale"'
 
 
 async def test_no_credentials_at_all_get_a_bare_challenge(token_client):
@@ -358,7 +376,8 @@ async def test_nothing_answers_500_for_a_burst_of_junk(token_client, signing):
         response = await token_client.get(
             "/token/dashboard", headers={"Authorization": f"Bearer {token}"}
         )
-        assert response.status_code == 401, token
+        malformed = not BEARER.fullmatch(f"Bearer {token}".strip())
+        assert response.status_code == (400 if malformed else 401), token
 
 
 # Through the gateway: real nginx, two token replicas, an issuer, a real Redis.

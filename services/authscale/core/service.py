@@ -8,9 +8,11 @@ calls
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from quart import Quart, Response, jsonify, request
 from quart_cors import cors
@@ -96,8 +98,18 @@ def _open_redis_while_serving(service: Service) -> None:
     service.readiness_checks["redis"] = service.redis.ping
 
 
+#: The HTTP contract of both variants (OpenAPI 3.1), served by every role and routed by the
+#: gateway; tests check it against the registered routes and fuzz the live stack with it.
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
 def _register_probes(service: Service) -> None:
     app = service.app
+    contract = json.loads(OPENAPI.read_text())
+
+    @app.get("/openapi.json")
+    async def openapi() -> Response:
+        return jsonify(contract)
 
     @app.get("/healthz")
     async def healthz() -> Response:

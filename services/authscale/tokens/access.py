@@ -56,6 +56,17 @@ class InvalidToken(Unauthorized):
         return {"WWW-Authenticate": challenge}
 
 
+class MalformedAuthorization(InvalidToken):
+    """An ``Authorization: Bearer`` header without a well-formed token: RFC 6750's
+    ``invalid_request``, answered 400 with the challenge."""
+
+    status = 400
+    message = "Malformed Authorization header"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, error="invalid_request")
+
+
 @dataclass(frozen=True)
 class SigningKey:
     kid: str
