@@ -28,7 +28,7 @@ class Logins:
         self.throttle = LoginThrottle(redis, settings.throttle)
 
     async def authenticate(self, credentials: Credentials) -> tuple[User, str]:
-        """The user and the device id to set as a cookie; 401 or 429 otherwise."""
+        """The user and the device id to set as a cookie; 401, 429 or 503 otherwise."""
         cookie = request.cookies.get(self.settings.throttle.device_cookie_name)
         with self.passwords.admitted():
             attempt = await self.throttle.charge(credentials.username, cookie)
