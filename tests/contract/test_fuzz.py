@@ -55,6 +55,8 @@ def test_the_fuzzer_finds_no_5xx_and_no_nonconforming_answer(
             *("--report-dir", str(tmp_path)),
             "--no-color",
         ],
+        # Its cache directory goes with the test's, not into the checkout.
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=900,
