@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 import redis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from authscale.core.settings import PasswordSettings, RedisSettings, Settings
 from authscale.core.storage import RedisStore
@@ -28,6 +30,18 @@ from authscale.lab.stack.local import ROLE_APPS, LocalStack, StackConfig
 from authscale.lab.stack.processes import free_port
 from authscale.login.passwords import Passwords
 from authscale.login.users import Users
+
+# Property tests are deterministic and bounded: the same examples on every run, no example
+# database, no deadline (the machine is shared; speed is not what they check).
+hypothesis_settings.register_profile(
+    "authscale",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=200,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("authscale")
 
 # Fixtures of the token variant (keys, issuer and token apps) live beside their tests.
 pytest_plugins = ("tests.tokens.fixtures",)

@@ -208,7 +208,8 @@ def test_network_policies_let_only_the_gateway_reach_replicas_and_only_roles_rea
     (redis_from,) = policies["redis"]["spec"]["ingress"]
     (selector,) = redis_from["from"]
     (expression,) = selector["podSelector"]["matchExpressions"]
-    assert sorted(expression["values"]) == sorted(REPLICA_ROLES)
+    # Token replicas never reach Redis outside denylist mode (least privilege).
+    assert sorted(expression["values"]) == ["issuer", "session"]
 
 
 def test_production_terminates_tls_in_front_and_trusts_only_the_ingress() -> None:
@@ -231,3 +232,13 @@ def test_local_overlay_serves_plain_http_and_says_so() -> None:
     settings = next(c for n, c in by_kind(manifests, "ConfigMap").items() if "settings" in n)
     assert settings["data"]["AUTHSCALE_COOKIE_SECURE"] == "false"
     assert RENDERED_COPIES["kubernetes"] == Path("deploy/k8s/base/gateway/nginx.conf")
+
+
+def test_token_replicas_hold_no_redis_password() -> None:
+    manifests = render(K8S / "overlays" / "local")
+    (token,) = [
+        m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "token"
+    ]
+    (container,) = token["spec"]["template"]["spec"]["containers"]
+    names = {variable["name"] for variable in container.get("env", [])}
+    assert not names & {"AUTHSCALE_REDIS_URL", "REDIS_PASSWORD"}

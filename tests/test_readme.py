@@ -46,8 +46,10 @@ def read_by_settings(tmp_path: Path) -> set[str]:
     Settings.from_environ(environ)
     IssuerSettings.from_environ(environ)
     KeyringSettings.from_environ(environ)
+    # A token replica in denylist mode: the one mode in which it reads a Redis URL.
     token_environ = RecordingEnviron(
         {key: value for key, value in environ.items() if key != "AUTHSCALE_SIGNING_KEYS_DIR"}
+        | {"AUTHSCALE_TOKEN_DENYLIST": "true"}
     )
     TokenSettings.from_environ(token_environ)
     return {key for key in environ.asked | token_environ.asked if key.startswith("AUTHSCALE_")}

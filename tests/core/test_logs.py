@@ -6,10 +6,14 @@ access and refresh tokens, sent as a body, a Bearer header or cookie-mode cookie
 
 from __future__ import annotations
 
+import json
+
 import httpx
+import pytest
 
 from authscale.lab.stack.local import LocalStack
-from tests.conftest import add_user
+from authscale.session.app import create_app
+from tests.conftest import add_user, make_settings
 
 SECRET_PASSWORD = "pw-that-must-never-be-logged-7f3a"
 
@@ -68,3 +72,31 @@ def test_no_credential_reaches_any_log_file(stack: LocalStack) -> None:
         text = path.read_text(errors="replace")
         for secret in secrets:
             assert secret not in text, f"{path.name} holds a credential"
+
+
+async def test_a_replicas_log_lines_carry_the_gateways_request_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Redis unreachable: the replica logs a warning while answering, naming the request."""
+    settings = make_settings(
+        "redis://:a-real-password@127.0.0.1:9/0", AUTHSCALE_REDIS_TIMEOUT="0.2"
+    )
+    app = create_app(settings)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        request_id = "0123456789abcdef0123456789abcdef"
+        response = await client.post(
+            "/session/login",
+            json={"username": "alice", "password": "pw"},
+            headers={"X-Request-ID": request_id},
+        )
+        assert response.status_code == 503
+        forged = await client.post(
+            "/session/login",
+            json={"username": "alice", "password": "pw"},
+            headers={"X-Request-ID": 'x", "level": "forged'},
+        )
+        assert forged.status_code == 503
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    warnings = [line for line in lines if line["message"].startswith("dependency unavailable")]
+    assert [line.get("request_id") for line in warnings] == [request_id, None]

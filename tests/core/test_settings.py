@@ -65,7 +65,7 @@ def test_idle_timeout_cannot_exceed_absolute_timeout() -> None:
 
 
 def test_host_prefix_requires_secure_cookies() -> None:
-    with pytest.raises(ConfigError, match="__Host- prefix"):
+    with pytest.raises(ConfigError, match="only accept on Secure cookies"):
         settings(AUTHSCALE_SESSION_COOKIE_NAME="__Host-session", AUTHSCALE_COOKIE_SECURE="false")
     assert settings(AUTHSCALE_SESSION_COOKIE_NAME="__Host-session").cookies.session_name == (
         "__Host-session"
@@ -75,3 +75,12 @@ def test_host_prefix_requires_secure_cookies() -> None:
 def test_cors_origins_are_parsed_and_normalised() -> None:
     loaded = settings(AUTHSCALE_CORS_ORIGINS="http://localhost:5173/, https://app.example.com")
     assert loaded.cors_origins == ("http://localhost:5173", "https://app.example.com")
+
+
+def test_secure_cookies_get_prefixed_names_by_default() -> None:
+    secure = settings()
+    assert secure.cookies.session_name == "__Host-authscale_session"
+    assert secure.throttle.device_cookie_name == "__Host-authscale_device"
+    plain = settings(AUTHSCALE_COOKIE_SECURE="false")
+    assert plain.cookies.session_name == "authscale_session"
+    assert plain.throttle.device_cookie_name == "authscale_device"

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from authscale.core.settings import RedisSettings, ThrottleSettings
+from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, devices_key, user_key
+from authscale.login.throttle import LoginThrottle
 from authscale.session.app import create_app
 from tests.conftest import PASSWORD, add_user, create_user, make_settings
 
@@ -17,7 +23,12 @@ BUDGET = 3
 @pytest.fixture
 async def app(redis_url: str) -> AsyncIterator[Quart]:
     application = create_app(
-        make_settings(redis_url, AUTHSCALE_LOGIN_FAILURES_PER_WINDOW=str(BUDGET))
+        # A queue for all 40 parallel guesses below: shedding is tested in test_capacity.py.
+        make_settings(
+            redis_url,
+            AUTHSCALE_LOGIN_FAILURES_PER_WINDOW=str(BUDGET),
+            AUTHSCALE_HASHING_QUEUE="100",
+        )
     )
     async with application.test_app():
         yield application
@@ -40,7 +51,7 @@ async def attempt(client: Client, username: str, password: str) -> int:
 
 def device_cookie(client: Client) -> str:
     assert client.cookie_jar is not None
-    return next(c.value for c in client.cookie_jar if c.name == "authscale_device")
+    return next(c.value for c in client.cookie_jar if c.name == "__Host-authscale_device")
 
 
 async def test_stuffing_one_account_is_throttled_from_any_client(app: Quart, username: str) -> None:
@@ -78,7 +89,7 @@ async def test_forged_device_cookies_earn_no_budget(app: Quart, username: str, f
     for n in range(BUDGET):
         await attempt(app.test_client(), username, f"guess-{n}")
     attacker = app.test_client()
-    attacker.set_cookie("localhost", "authscale_device", forged)
+    attacker.set_cookie("localhost", "__Host-authscale_device", forged)
     assert await attempt(attacker, username, PASSWORD) == 429
 
 
@@ -92,3 +103,57 @@ async def test_a_device_of_another_account_earns_no_budget(
     for n in range(BUDGET):
         await attempt(app.test_client(), username, f"guess-{n}")
     assert await attempt(attacker, username, PASSWORD) == 429
+
+
+async def test_parallel_guesses_are_charged_before_any_is_hashed(app: Quart, username: str) -> None:
+    guesses = [attempt(app.test_client(), username, f"guess-{n}") for n in range(40)]
+    statuses = await asyncio.gather(*guesses)
+    assert statuses.count(401) == BUDGET
+    assert statuses.count(429) == 40 - BUDGET
+
+
+async def test_parallel_guesses_from_a_known_device_are_charged_alike(
+    app: Quart, username: str
+) -> None:
+    owner = app.test_client()
+    assert await attempt(owner, username, PASSWORD) == 200
+    device = device_cookie(owner)
+    clients = [app.test_client() for _ in range(40)]
+    for client in clients:
+        client.set_cookie("localhost", "__Host-authscale_device", device)
+    statuses = await asyncio.gather(*(attempt(c, username, "typo") for c in clients))
+    assert statuses.count(401) == BUDGET
+    assert statuses.count(429) == 40 - BUDGET
+
+
+async def test_a_right_password_refunds_its_charge(app: Quart, username: str) -> None:
+    for n in range(BUDGET - 1):
+        assert await attempt(app.test_client(), username, f"guess-{n}") == 401
+    for _ in range(3):  # new clients each time: no device budget, the account's shared one
+        assert await attempt(app.test_client(), username, PASSWORD) == 200
+    assert await attempt(app.test_client(), username, "last-guess") == 401
+    assert await attempt(app.test_client(), username, "one-too-many") == 429
+
+
+async def test_known_devices_are_capped_per_account(redis_url: str, username: str) -> None:
+    application = create_app(make_settings(redis_url, AUTHSCALE_DEVICES_PER_USER="3"))
+    async with application.test_app():
+        clients = [application.test_client() for _ in range(5)]
+        for client in clients:
+            assert await attempt(client, username, PASSWORD) == 200
+    devices = redis.Redis.from_url(redis_url).zcard(devices_key(username))
+    assert devices == 3
+
+
+async def test_a_login_that_raced_a_password_change_records_no_device(
+    redis_url: str, username: str
+) -> None:
+    store = RedisStore(RedisSettings(url=redis_url))
+    store.open()
+    throttle = LoginThrottle(store, ThrottleSettings())
+    attempt = await throttle.charge(username, None)
+    redis.Redis.from_url(redis_url).hincrby(user_key(username), "epoch", 1)
+    with pytest.raises(StaleLogin):
+        await throttle.succeeded(attempt, epoch=0)
+    assert redis.Redis.from_url(redis_url).exists(devices_key(username)) == 0
+    await store.close()

@@ -8,8 +8,9 @@ import pytest
 
 from authscale.core.settings import PasswordSettings, RedisSettings
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import devices_key, user_key
 from authscale.login.passwords import Passwords
-from authscale.login.users import UnknownUser, UserExists, Users, user_key
+from authscale.login.users import UnknownUser, UserExists, Users
 from tests.conftest import CHEAP_PASSWORDS, RedisServer
 
 
@@ -57,6 +58,35 @@ async def test_login_upgrades_a_hash_made_at_a_lower_cost(
     assert await Users(store, strong).authenticate("alice", "pw") is not None
     stored = redis_server.client().hget(user_key("alice"), "password_hash")
     assert stored is not None and "m=2048,t=2" in stored
+    weak.close()
+    strong.close()
+    await store.close()
+
+
+async def test_a_password_change_bumps_the_epoch_and_forgets_the_devices(
+    users: Users, redis_server: RedisServer
+) -> None:
+    before = await users.add("alice", "old")
+    redis_server.client().zadd(devices_key("alice"), {"device": 1})
+    after = await users.change_password("alice", "new")
+    assert after.epoch == before.epoch + 1
+    assert redis_server.client().exists(devices_key("alice")) == 0
+
+
+async def test_a_rehash_never_overwrites_a_changed_password(
+    redis_url: str, redis_server: RedisServer
+) -> None:
+    """A login verified the old password at a lower cost; the password changes before it writes
+    the rehash: the write is dropped and the new password stays."""
+    store = RedisStore(RedisSettings(url=redis_url))
+    store.open()
+    weak = Passwords(CHEAP_PASSWORDS, workers=1)
+    strong = Passwords(PasswordSettings(time_cost=2, memory_cost_kib=2048), workers=1)
+    verified = await Users(store, weak).add("alice", "old")
+    await Users(store, weak).change_password("alice", "new")
+    assert not await Users(store, strong).rehash(verified, "old")
+    assert await Users(store, weak).authenticate("alice", "old") is None
+    assert await Users(store, weak).authenticate("alice", "new") is not None
     weak.close()
     strong.close()
     await store.close()

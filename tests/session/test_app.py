@@ -47,7 +47,7 @@ async def test_login_sets_a_hardened_cookie(client: Client, username: str) -> No
         "/session/login", json={"username": username, "password": PASSWORD}
     )
     cookies = response.headers.get_all("Set-Cookie")
-    cookie = next(value for value in cookies if value.startswith("authscale_session="))
+    cookie = next(value for value in cookies if value.startswith("__Host-authscale_session="))
     for attribute in ("HttpOnly", "Path=/", "SameSite=Lax", "Secure"):
         assert attribute in cookie
     assert response.headers["Cache-Control"] == "no-store"
@@ -82,7 +82,7 @@ async def test_a_cookie_planted_before_login_never_becomes_valid(
     client: Client, username: str
 ) -> None:
     planted = "A" * 43
-    client.set_cookie("localhost", "authscale_session", planted)
+    client.set_cookie("localhost", "__Host-authscale_session", planted)
     await login(client, username)
     assert session_cookie(client) != planted
     attacker = create_test_client_with_cookie(client, planted)
@@ -91,12 +91,12 @@ async def test_a_cookie_planted_before_login_never_becomes_valid(
 
 def session_cookie(client: Client) -> str:
     assert client.cookie_jar is not None
-    return next(c.value for c in client.cookie_jar if c.name == "authscale_session")
+    return next(c.value for c in client.cookie_jar if c.name == "__Host-authscale_session")
 
 
 def create_test_client_with_cookie(client: Client, value: str) -> Client:
     other = client.app.test_client()
-    other.set_cookie("localhost", "authscale_session", value)
+    other.set_cookie("localhost", "__Host-authscale_session", value)
     return other
 
 

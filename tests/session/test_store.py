@@ -9,6 +9,7 @@ import pytest
 
 from authscale.core.settings import RedisSettings, SessionSettings
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, user_key
 from authscale.session.store import SESSION_ID_PATTERN, Sessions, index_key, session_key
 from tests.conftest import RedisServer
 
@@ -28,7 +29,7 @@ def sessions(store: RedisStore, idle: float = 60, absolute: float = 600) -> Sess
 async def test_session_ids_are_256_bit_and_never_stored_in_redis(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
-    session = await sessions(store).create("alice")
+    session = await sessions(store).create("alice", epoch=0)
     assert SESSION_ID_PATTERN.fullmatch(session.id)
     client = redis_server.client()
     dump = [(key, client.dump(key)) for key in client.keys("*")]
@@ -42,7 +43,7 @@ async def test_get_returns_the_session_and_slides_idle_expiry(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
     store_sessions = sessions(store, idle=5)
-    session = await store_sessions.create("alice")
+    session = await store_sessions.create("alice", epoch=0)
     redis_server.client().pexpire(session_key(session.id), 1000)
     found = await store_sessions.get(session.id)
     assert found is not None and found.username == "alice"
@@ -60,7 +61,7 @@ async def wait_until_gone(redis_server: RedisServer, *keys: str) -> None:
 
 async def test_idle_session_expires(store: RedisStore, redis_server: RedisServer) -> None:
     store_sessions = sessions(store, idle=0.3)
-    session = await store_sessions.create("alice")
+    session = await store_sessions.create("alice", epoch=0)
     await wait_until_gone(redis_server, session_key(session.id))
     assert await store_sessions.get(session.id) is None
 
@@ -69,7 +70,7 @@ async def test_absolute_timeout_ends_a_busy_session(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
     store_sessions = sessions(store, idle=30, absolute=0.5)
-    session = await store_sessions.create("alice")
+    session = await store_sessions.create("alice", epoch=0)
     for _ in range(200):  # kept busy: every read slides the idle expiry (10 s: does not hang)
         if await store_sessions.get(session.id) is None:
             break
@@ -86,9 +87,9 @@ async def test_malformed_ids_are_unknown_without_a_lookup(store: RedisStore, for
 
 async def test_end_and_end_all(store: RedisStore, redis_server: RedisServer) -> None:
     store_sessions = sessions(store)
-    first = await store_sessions.create("alice")
-    second = await store_sessions.create("alice")
-    other = await store_sessions.create("bob")
+    first = await store_sessions.create("alice", epoch=0)
+    second = await store_sessions.create("alice", epoch=0)
+    other = await store_sessions.create("bob", epoch=0)
     await store_sessions.end(first)
     assert await store_sessions.get(first.id) is None
     assert await store_sessions.get(second.id) is not None
@@ -98,11 +99,44 @@ async def test_end_and_end_all(store: RedisStore, redis_server: RedisServer) -> 
     assert not redis_server.client().exists(index_key("alice"))
 
 
-async def test_index_drops_sessions_that_expired_on_their_own(
+async def test_index_drops_sessions_past_their_absolute_timeout(
     store: RedisStore, redis_server: RedisServer
 ) -> None:
-    store_sessions = sessions(store, idle=0.2)
-    created = [await store_sessions.create("alice") for _ in range(3)]
+    # Idle equal to absolute: once Redis has expired the keys, their absolute time has passed.
+    store_sessions = sessions(store, idle=0.3, absolute=0.3)
+    created = [await store_sessions.create("alice", epoch=0) for _ in range(3)]
     await wait_until_gone(redis_server, *(session_key(session.id) for session in created))
-    await sessions(store).create("alice")
-    assert redis_server.client().scard(index_key("alice")) == 1
+    await store_sessions.create("alice", epoch=0)
+    assert redis_server.client().zcard(index_key("alice")) == 1
+
+
+async def test_sessions_per_user_are_capped_the_oldest_ended(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    capped = Sessions(store, SessionSettings(per_user=3))
+    created = [await capped.create("alice", epoch=0) for _ in range(5)]
+    assert [await capped.get(s.id) is not None for s in created] == [False] * 2 + [True] * 3
+    assert redis_server.client().zcard(index_key("alice")) == 3
+    assert len(redis_server.client().keys("session:*")) == 3
+
+
+async def test_a_login_that_raced_a_password_change_creates_no_session(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    """The login read epoch 0 and verified the old password; the change landed before create."""
+    redis_server.client().hset(user_key("alice"), mapping={"password_hash": "x", "epoch": 1})
+    with pytest.raises(StaleLogin):
+        await sessions(store).create("alice", epoch=0)
+    assert redis_server.client().keys("session:*") == []
+    assert (await sessions(store).create("alice", epoch=1)).username == "alice"
+
+
+async def test_a_session_with_its_index_entry_costs_at_most_300_bytes(
+    store: RedisStore, redis_server: RedisServer
+) -> None:
+    """MEMORY USAGE of ten sessions of one user and their index, per session (docs/session.md)."""
+    for _ in range(10):
+        await sessions(store).create("alice", epoch=0)
+    client = redis_server.client()
+    total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
+    assert total / 10 <= 300

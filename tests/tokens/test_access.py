@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import json
 import time
+from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authscale.tokens.access import (
     MAX_TOKEN_LENGTH,
@@ -16,6 +24,7 @@ from authscale.tokens.access import (
 )
 from authscale.tokens.keys.jwk import SigningKey, generate_private_key
 from authscale.tokens.settings import AccessTokenSettings
+from tests.inputs import json_values
 
 PRIVATE = generate_private_key()
 KEY = SigningKey("kid-1", PRIVATE)
@@ -107,3 +116,68 @@ def test_the_challenge_follows_rfc_6750():
         "WWW-Authenticate": 'Bearer realm="authscale"'
     }
     assert InvalidToken("x").status == 401
+
+
+# Every header and claim value an attacker can write, of any JSON type: the verifier answers
+# InvalidToken and nothing else (a TypeError here was a 500 on /token/dashboard and logout-all).
+
+_ABSENT = object()
+
+
+def _header_values(valid: object) -> st.SearchStrategy[object]:
+    """The valid value often (so later checks are reached), no value, or any JSON value."""
+    return st.one_of(st.just(valid), st.just(_ABSENT), json_values)
+
+
+def _signed(header: dict[str, Any], payload: Any) -> str:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    signature = PRIVATE.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{b64(signature)}"
+
+
+def _verify_or_refuse(token: str) -> None:
+    with contextlib.suppress(InvalidToken):
+        asyncio.run(verifier(kid_1=PRIVATE.public_key()).verify(token))
+
+
+@given(
+    alg=_header_values("RS256"),
+    typ=_header_values("at+jwt"),
+    kid=_header_values("kid-1"),
+    crit=_header_values(_ABSENT),
+)
+def test_any_header_values_are_verified_or_refused(
+    alg: object, typ: object, kid: object, crit: object
+) -> None:
+    values = {"alg": alg, "typ": typ, "kid": kid, "crit": crit}
+    _verify_or_refuse(_signed({k: v for k, v in values.items() if v is not _ABSENT}, {}))
+
+
+@given(
+    st.sampled_from(["sub", "sid", "jti", "iat", "exp", "aud", "iss", "csrf"]),
+    json_values,
+)
+def test_any_claim_values_are_verified_or_refused(name: str, value: object) -> None:
+    now = int(time.time())
+    payload = {
+        "iss": SETTINGS.issuer,
+        "aud": SETTINGS.audience,
+        "sub": "alice",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+        "sid": "f",
+        name: value,
+    }
+    _verify_or_refuse(_signed({"alg": "RS256", "typ": "at+jwt", "kid": "kid-1"}, payload))
+
+
+@given(json_values)
+def test_any_json_as_the_whole_header_is_refused(header: object) -> None:
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    _verify_or_refuse(f"{b64(json.dumps(header).encode())}.e30.{b64(b'x')}")

@@ -20,12 +20,16 @@ from quart.typing import TestClientProtocol as Client
 
 from authscale.core.errors import ConfigError
 from authscale.lab.stack.local import LocalStack
+from authscale.tokens.bearer import BEARER
 from authscale.tokens.keys.jwk import generate_private_key, private_pem, public_jwk, thumbprint
 from authscale.tokens.keys.keyring import Keyring
+from authscale.tokens.settings import AccessTokenSettings
 from tests.conftest import CHEAP_ARGON2, add_user, stack_config
 from tests.tokens.fixtures import PASSWORD, bearer, client_of, login, token_app
 
 ISSUER, AUDIENCE = "urn:authscale:issuer", "urn:authscale:token"
+#: Secure cookies (the apps' default) carry the __Secure- prefix.
+ACCESS_COOKIE = AccessTokenSettings.cookie_name
 
 
 def b64(data: bytes) -> str:
@@ -183,17 +187,34 @@ FORGED = {
 @pytest.mark.parametrize("case", sorted(FORGED))
 async def test_forged_and_malformed_tokens_are_refused_with_401(token_client, signing, case):
     token = FORGED[case](*signing)
+    if not BEARER.fullmatch(f"Bearer {token}"):
+        # Not even an RFC 6750 token68: the header itself is malformed (invalid_request).
+        response = await token_client.get("/token/dashboard", headers=bearer(token))
+        assert response.status_code == 400
+        return
     await assert_refused(token_client, bearer(token))
 
 
 @pytest.mark.parametrize(
-    "authorization",
-    ["Bearer", "Bearer ", "Bearer  ", "Basic dXNlcjpwYXNz", "Token abc", "abc", "Bearer a b"],
+    "authorization", ["Bearer", "Bearer ", "Bearer  ", "Bearer a b", "bearer ?"]
 )
-async def test_authorization_headers_without_a_bearer_token_are_refused(
-    token_client, authorization
-):
-    await assert_refused(token_client, {"Authorization": authorization})
+async def test_a_malformed_bearer_header_is_400_invalid_request(token_client, authorization):
+    """RFC 6750 section 3.1: a malformed request is invalid_request, 400."""
+    for route in ("/token/dashboard", "/token/me"):
+        response = await token_client.get(route, headers={"Authorization": authorization})
+        assert response.status_code == 400
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer realm="authscale", error="invalid_request"'
+        )
+        assert (await response.get_json()) == {"message": "Malformed Authorization header"}
+
+
+@pytest.mark.parametrize("authorization", ["Basic dXNlcjpwYXNz", "Token abc", "abc"])
+async def test_another_scheme_is_401_with_a_bare_challenge(token_client, authorization):
+    """RFC 6750 section 3.1: a request without bearer credentials gets no error code."""
+    response = await token_client.get("/token/dashboard", headers={"Authorization": authorization})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="authscale"'
 
 
 async def test_no_credentials_at_all_get_a_bare_challenge(token_client):
@@ -205,7 +226,7 @@ async def test_no_credentials_at_all_get_a_bare_challenge(token_client):
 async def test_a_forged_token_in_the_cookie_is_refused(token_client, signing):
     kid, _ = signing
     token = forge(header(kid), claims(), OTHER_KEY)
-    await assert_refused(token_client, {"Cookie": f"authscale_access={token}"})
+    await assert_refused(token_client, {"Cookie": f"{ACCESS_COOKIE}={token}"})
 
 
 async def test_the_header_wins_over_the_cookie(token_client, signing):
@@ -213,7 +234,7 @@ async def test_the_header_wins_over_the_cookie(token_client, signing):
     good = forge(header(kid), claims(), key)
     response = await token_client.get(
         "/token/dashboard",
-        headers={"Authorization": "Basic eA==", "Cookie": f"authscale_access={good}"},
+        headers={"Authorization": "Basic eA==", "Cookie": f"{ACCESS_COOKIE}={good}"},
     )
     assert response.status_code == 401
 
@@ -234,8 +255,8 @@ async def test_me_names_the_user_and_gives_cookie_tokens_their_csrf(issuer_clien
         "/token/login?mode=cookie", json={"username": "alice", "password": PASSWORD}
     )
     csrf = (await cookie_login.get_json())["csrf_token"]
-    access = _cookie_value(cookie_login, "authscale_access")
-    response = await token_client.get("/token/me", headers={"Cookie": f"authscale_access={access}"})
+    access = _cookie_value(cookie_login, ACCESS_COOKIE)
+    response = await token_client.get("/token/me", headers={"Cookie": f"{ACCESS_COOKIE}={access}"})
     assert (await response.get_json())["csrf_token"] == csrf
 
 
@@ -355,7 +376,8 @@ async def test_nothing_answers_500_for_a_burst_of_junk(token_client, signing):
         response = await token_client.get(
             "/token/dashboard", headers={"Authorization": f"Bearer {token}"}
         )
-        assert response.status_code == 401, token
+        malformed = not BEARER.fullmatch(f"Bearer {token}".strip())
+        assert response.status_code == (400 if malformed else 401), token
 
 
 # Through the gateway: real nginx, two token replicas, an issuer, a real Redis.

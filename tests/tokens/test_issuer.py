@@ -10,6 +10,8 @@ from quart.typing import TestClientProtocol as Client
 
 from authscale.core.errors import ConfigError
 from authscale.tokens.keys.jwk import PRIVATE_MEMBERS
+from authscale.tokens.refresh import REFRESH_TOKEN_PATTERN
+from authscale.tokens.settings import AccessTokenSettings, RefreshSettings
 from tests.tokens.fixtures import (
     PASSWORD,
     USERNAME,
@@ -19,6 +21,10 @@ from tests.tokens.fixtures import (
     login,
     token_app,
 )
+
+#: Secure cookies (the apps' default) carry the __Secure- prefix.
+ACCESS_COOKIE = AccessTokenSettings.cookie_name
+REFRESH_COOKIE = RefreshSettings.cookie_name
 
 
 async def refresh(client: Client, refresh_token: str) -> Any:
@@ -45,7 +51,8 @@ async def test_login_answers_the_tutorial_contract(issuer_client):
     assert body["token"] == body["access_token"]
     assert body["token_type"] == "Bearer"
     assert body["expires_in"] == 900
-    assert len(body["refresh_token"]) == 43  # 256 bits, base64url
+    # A 128-bit family handle and a 256-bit secret, base64url.
+    assert REFRESH_TOKEN_PATTERN.fullmatch(body["refresh_token"])
 
 
 @pytest.mark.parametrize(
@@ -153,7 +160,11 @@ async def test_concurrent_refreshes_of_one_token_cannot_both_rotate(strict_issue
 
 @pytest.mark.parametrize(
     "body",
-    [{"refresh_token": "x" * 43}, {"refresh_token": "short"}, {"refresh_token": "é" * 43}],
+    [
+        {"refresh_token": "h" * 22 + "." + "x" * 43},
+        {"refresh_token": "x" * 43},
+        {"refresh_token": "é" * 66},
+    ],
 )
 async def test_unknown_or_malformed_refresh_tokens_are_401(issuer_client, body):
     response = await issuer_client.post("/token/refresh", json=body)
@@ -290,7 +301,7 @@ async def test_the_issuer_answers_503_when_redis_is_unreachable(issuer_environ):
         )
         assert response.status_code == 503
         assert (
-            await client.post("/token/refresh", json={"refresh_token": "z" * 43})
+            await client.post("/token/refresh", json={"refresh_token": "h" * 22 + "." + "z" * 43})
         ).status_code == 503
         # The public keys need no Redis.
         assert (await client.get("/.well-known/jwks.json")).status_code == 200
@@ -323,9 +334,9 @@ async def test_cookie_login_sets_two_httponly_cookies_and_no_token_in_the_body(i
     assert set(body) == {"message", "expires_in", "csrf_token"}
     assert len(csrf) == 43
     cookies = cookies_set(response)
-    access = [part.strip() for part in cookies["authscale_access"].split(";")]
+    access = [part.strip() for part in cookies[ACCESS_COOKIE].split(";")]
     assert {"HttpOnly", "Secure", "SameSite=Lax", "Path=/token", "Max-Age=900"} <= set(access)
-    refresh_cookie = [part.strip() for part in cookies["authscale_refresh"].split(";")]
+    refresh_cookie = [part.strip() for part in cookies[REFRESH_COOKIE].split(";")]
     assert {"HttpOnly", "Secure", "SameSite=Strict", "Path=/token/refresh"} <= set(refresh_cookie)
 
 
@@ -340,16 +351,16 @@ async def test_cookies_are_not_secure_only_where_the_deployment_says_plain_http(
 
 async def test_a_cookie_token_works_on_a_token_replica_for_reads(issuer_client, token_client):
     response, _ = await cookie_login(issuer_client)
-    access = cookie_value(response, "authscale_access")
+    access = cookie_value(response, ACCESS_COOKIE)
     dashboard = await token_client.get(
-        "/token/dashboard", headers={"Cookie": f"authscale_access={access}"}
+        "/token/dashboard", headers={"Cookie": f"{ACCESS_COOKIE}={access}"}
     )
     assert dashboard.status_code == 200
 
 
 async def test_cookie_refresh_needs_the_csrf_token(issuer_client):
     response, csrf = await cookie_login(issuer_client)
-    cookie = {"Cookie": f"authscale_refresh={cookie_value(response, 'authscale_refresh')}"}
+    cookie = {"Cookie": f"{REFRESH_COOKIE}={cookie_value(response, REFRESH_COOKIE)}"}
     issuer_client.cookie_jar.clear()  # send exactly the cookies each request names
     missing = await issuer_client.post("/token/refresh", headers=cookie)
     assert missing.status_code == 403
@@ -359,13 +370,13 @@ async def test_cookie_refresh_needs_the_csrf_token(issuer_client):
     right = await issuer_client.post("/token/refresh", headers={**cookie, "X-CSRF-Token": csrf})
     assert right.status_code == 200
     assert (await right.get_json())["csrf_token"] == csrf
-    assert {"authscale_access", "authscale_refresh"} <= set(cookies_set(right))
+    assert {ACCESS_COOKIE, REFRESH_COOKIE} <= set(cookies_set(right))
 
 
 async def test_cookie_logout_needs_the_csrf_token_and_clears_the_cookies(issuer_client):
     response, csrf = await cookie_login(issuer_client)
-    refresh_cookie = {"Cookie": f"authscale_refresh={cookie_value(response, 'authscale_refresh')}"}
-    access = {"Cookie": f"authscale_access={cookie_value(response, 'authscale_access')}"}
+    refresh_cookie = {"Cookie": f"{REFRESH_COOKIE}={cookie_value(response, REFRESH_COOKIE)}"}
+    access = {"Cookie": f"{ACCESS_COOKIE}={cookie_value(response, ACCESS_COOKIE)}"}
     issuer_client.cookie_jar.clear()
     assert (await issuer_client.post("/token/logout", headers=access)).status_code == 403
     bad = await issuer_client.post("/token/logout", headers={**access, "X-CSRF-Token": "no"})
@@ -373,11 +384,8 @@ async def test_cookie_logout_needs_the_csrf_token_and_clears_the_cookies(issuer_
     done = await issuer_client.post("/token/logout", headers={**access, "X-CSRF-Token": csrf})
     assert done.status_code == 200
     cleared = cookies_set(done)
-    assert (
-        "Max-Age=0" in cleared["authscale_access"]
-        and "Path=/token;" in cleared["authscale_access"] + ";"
-    )
-    assert "Path=/token/refresh" in cleared["authscale_refresh"]
+    assert "Max-Age=0" in cleared[ACCESS_COOKIE] and "Path=/token;" in cleared[ACCESS_COOKIE] + ";"
+    assert "Path=/token/refresh" in cleared[REFRESH_COOKIE]
     again = await issuer_client.post(
         "/token/refresh", headers={**refresh_cookie, "X-CSRF-Token": csrf}
     )
@@ -386,7 +394,7 @@ async def test_cookie_logout_needs_the_csrf_token_and_clears_the_cookies(issuer_
 
 async def test_cookie_logout_all_needs_the_csrf_token(issuer_client):
     response, csrf = await cookie_login(issuer_client)
-    access = {"Cookie": f"authscale_access={cookie_value(response, 'authscale_access')}"}
+    access = {"Cookie": f"{ACCESS_COOKIE}={cookie_value(response, ACCESS_COOKIE)}"}
     issuer_client.cookie_jar.clear()
     assert (await issuer_client.post("/token/logout-all", headers=access)).status_code == 403
     done = await issuer_client.post("/token/logout-all", headers={**access, "X-CSRF-Token": csrf})
@@ -405,6 +413,6 @@ async def test_a_body_mode_token_in_the_cookie_cannot_pass_csrf(issuer_client):
     issuer_client.cookie_jar.clear()
     response = await issuer_client.post(
         "/token/logout-all",
-        headers={"Cookie": f"authscale_access={body['token']}", "X-CSRF-Token": ""},
+        headers={"Cookie": f"{ACCESS_COOKIE}={body['token']}", "X-CSRF-Token": ""},
     )
     assert response.status_code == 403

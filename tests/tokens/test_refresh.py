@@ -10,6 +10,7 @@ import pytest
 from authscale.core.errors import DependencyUnavailable
 from authscale.core.settings import RedisSettings
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, user_key
 from authscale.tokens.denylist import Denylist, denied_family_key
 from authscale.tokens.refresh import RefreshRefused, RefreshTokens, family_key, user_index_key
 from authscale.tokens.settings import RefreshSettings
@@ -36,7 +37,7 @@ async def refused(refreshing: RefreshTokens, token: str, **kwargs: str) -> str:
 
 
 async def test_redis_holds_only_hashes_of_refresh_tokens(store, redis_server):
-    issued = await tokens(store).start("alice")
+    issued = await tokens(store).start("alice", epoch=0)
     with redis_server.client() as client:
         dump = " ".join(
             client.keys("*") + [str(client.hgetall(k)) for k in client.keys("refresh-family:*")]
@@ -47,7 +48,7 @@ async def test_redis_holds_only_hashes_of_refresh_tokens(store, redis_server):
 
 async def test_each_rotation_hands_over_to_the_next_token(store):
     refreshing = tokens(store, grace_period=0)
-    first = await refreshing.start("alice")
+    first = await refreshing.start("alice", epoch=0)
     second = await refreshing.rotate(first.token)
     third = await refreshing.rotate(second.token)
     assert first.family == second.family == third.family
@@ -58,14 +59,14 @@ async def test_each_rotation_hands_over_to_the_next_token(store):
 
 async def test_a_token_unused_for_its_lifetime_expires_without_revoking(store):
     refreshing = tokens(store, token_lifetime=0.3, family_lifetime=60)
-    first = await refreshing.start("alice")
+    first = await refreshing.start("alice", epoch=0)
     await asyncio.sleep(0.4)
     assert await refused(refreshing, first.token) == "expired"
 
 
 async def test_a_family_ends_at_its_absolute_lifetime_however_often_it_rotates(store):
     refreshing = tokens(store, token_lifetime=0.6, family_lifetime=0.6, grace_period=0)
-    current = await refreshing.start("alice")
+    current = await refreshing.start("alice", epoch=0)
     current = await refreshing.rotate(current.token)
     assert current.expires_in <= 1
     await asyncio.sleep(0.7)
@@ -74,24 +75,25 @@ async def test_a_family_ends_at_its_absolute_lifetime_however_often_it_rotates(s
 
 async def test_unknown_and_malformed_tokens_are_refused(store):
     refreshing = tokens(store)
-    assert await refused(refreshing, "x" * 43) == "unknown"
+    assert await refused(refreshing, "h" * 22 + "." + "x" * 43) == "unknown"
+    assert await refused(refreshing, "x" * 43) == "malformed"
     assert await refused(refreshing, "short") == "malformed"
-    assert await refused(refreshing, "x" * 42 + "!") == "malformed"
+    assert await refused(refreshing, "h" * 22 + "." + "x" * 42 + "!") == "malformed"
 
 
 async def test_a_cookie_family_rotates_only_with_its_csrf_value(store):
     refreshing = tokens(store)
-    first = await refreshing.start("alice", csrf="c" * 43)
+    first = await refreshing.start("alice", epoch=0, csrf="c" * 43)
     assert await refused(refreshing, first.token, csrf="d" * 43) == "csrf"
     second = await refreshing.rotate(first.token, csrf="c" * 43)
-    body_family = await refreshing.start("alice")
+    body_family = await refreshing.start("alice", epoch=0)
     assert await refused(refreshing, body_family.token, csrf="c" * 43) == "csrf"
     assert second.family == first.family
 
 
 async def test_revoking_marks_the_family_for_the_denylist(store, redis_server):
     refreshing = tokens(store)
-    issued = await refreshing.start("alice")
+    issued = await refreshing.start("alice", epoch=0)
     denylist = Denylist(store)
     assert not await denylist.is_denied(issued.family)
     assert await refreshing.revoke_token(issued.token)
@@ -105,8 +107,8 @@ async def test_revoking_marks_the_family_for_the_denylist(store, redis_server):
 
 async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redis_server):
     refreshing = tokens(store)
-    alice = [await refreshing.start("alice") for _ in range(3)]
-    bob = await refreshing.start("bob")
+    alice = [await refreshing.start("alice", epoch=0) for _ in range(3)]
+    bob = await refreshing.start("bob", epoch=0)
     await refreshing.revoke_family(alice[0].family)
     assert await refreshing.revoke_user("alice") == 2
     for issued in alice:
@@ -118,11 +120,11 @@ async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redi
 
 async def test_the_user_index_forgets_dead_families(store, redis_server):
     refreshing = tokens(store)
-    first = await refreshing.start("alice")
+    first = await refreshing.start("alice", epoch=0)
     await refreshing.revoke_family(first.family)
-    second = await refreshing.start("alice")
+    second = await refreshing.start("alice", epoch=0)
     with redis_server.client() as client:
-        assert client.smembers(user_index_key("alice")) == {second.family}
+        assert client.zrange(user_index_key("alice"), 0, -1) == [second.family]
         assert client.pttl(family_key(second.family)) > 0
 
 
@@ -131,8 +133,69 @@ async def test_redis_unreachable_is_a_503_not_a_crash():
     store.open()
     try:
         with pytest.raises(DependencyUnavailable):
-            await tokens(store).start("alice")
+            await tokens(store).start("alice", epoch=0)
         with pytest.raises(DependencyUnavailable):
             await Denylist(store).is_denied("family")
     finally:
         await store.close()
+
+
+async def test_a_login_that_raced_a_password_change_starts_no_family(store, redis_server):
+    redis_server.client().hset(user_key("alice"), mapping={"password_hash": "x", "epoch": 3})
+    with pytest.raises(StaleLogin):
+        await tokens(store).start("alice", epoch=2)
+    assert redis_server.client().keys("refresh*") == []
+    assert (await tokens(store).start("alice", epoch=3)).username == "alice"
+
+
+async def test_no_key_per_refresh_token_superseded_or_not(store, redis_server):
+    refreshing = tokens(store, grace_period=0)
+    issued = await refreshing.start("alice", epoch=0)
+    for _ in range(20):
+        issued = await refreshing.rotate(issued.token)
+    with redis_server.client() as client:
+        assert sorted(client.keys("*")) == sorted(
+            [family_key(issued.family), user_index_key("alice")]
+        )
+
+
+async def test_a_forged_token_for_a_known_family_id_revokes_nothing(store):
+    """The ``sid`` every access token shows is not enough to end someone's login."""
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice", epoch=0)
+    forged = "A" * 22 + "." + issued.token.split(".")[1]
+    assert await refused(refreshing, forged) == "unknown"
+    assert not await refreshing.revoke_token(forged)
+    assert (await refreshing.rotate(issued.token)).family == issued.family
+
+
+async def test_families_per_user_are_capped_the_oldest_revoked(store, redis_server):
+    refreshing = tokens(store, families_per_user=3)
+    families = [await refreshing.start("alice", epoch=0) for _ in range(5)]
+    for evicted in families[:2]:
+        assert await refused(refreshing, evicted.token) == "revoked"
+    for kept in families[2:]:
+        assert (await refreshing.rotate(kept.token)).username == "alice"
+    with redis_server.client() as client:
+        assert client.zcard(user_index_key("alice")) == 3
+
+
+async def test_a_revoked_family_is_forgotten_with_its_last_access_token(store, redis_server):
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice", epoch=0)
+    await refreshing.revoke_family(issued.family)
+    with redis_server.client() as client:
+        assert 0 < client.pttl(family_key(issued.family)) <= ACCESS_RETENTION * 1000
+
+
+async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_server):
+    """MEMORY USAGE of ten families of one user, each rotated three times, and their index, per
+    family (docs/token.md)."""
+    refreshing = tokens(store, grace_period=0)
+    for _ in range(10):
+        issued = await refreshing.start("alice", epoch=0)
+        for _ in range(3):
+            issued = await refreshing.rotate(issued.token)
+    with redis_server.client() as client:
+        total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
+    assert total / 10 <= 600

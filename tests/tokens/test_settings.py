@@ -125,3 +125,27 @@ def test_the_activation_delay_must_outlast_a_replicas_refresh():
         "AUTHSCALE_JWKS_FETCH_TIMEOUT": "1",
     }
     assert KeyringSettings.from_environ(fast).activation_delay == 5
+
+
+def test_token_cookies_get_the_secure_prefix_when_secure() -> None:
+    secure = TokenSettings.from_environ(TOKEN)
+    assert secure.access.cookie_name == "__Secure-authscale_access"
+    plain = TokenSettings.from_environ({**TOKEN, "AUTHSCALE_COOKIE_SECURE": "false"})
+    assert plain.access.cookie_name == "authscale_access"
+    with pytest.raises(ConfigError, match="only accept on Secure cookies"):
+        TokenSettings.from_environ(
+            {
+                **TOKEN,
+                "AUTHSCALE_COOKIE_SECURE": "false",
+                "AUTHSCALE_ACCESS_COOKIE_NAME": "__Secure-a",
+            }
+        )
+
+
+def test_a_token_replica_outside_denylist_mode_refuses_a_redis_url() -> None:
+    redis = {"AUTHSCALE_REDIS_URL": "redis://:a-real-password@127.0.0.1:6379/0"}
+    with pytest.raises(ConfigError, match="outside denylist mode"):
+        TokenSettings.from_environ({**TOKEN, **redis})
+    assert TokenSettings.from_environ(
+        {**TOKEN, **redis, "AUTHSCALE_TOKEN_DENYLIST": "true"}
+    ).denylist

@@ -70,6 +70,16 @@ class DependencyUnavailable(AuthscaleError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class Overloaded(AuthscaleError):
+    """Every password-hashing slot and queue place is taken: shed the login at once."""
+
+    status = 503
+    message = "Too many logins in progress; retry shortly"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify({"message": message})
     response.status_code = status

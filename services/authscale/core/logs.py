@@ -1,11 +1,24 @@
-"""Logging configured once per process: JSON lines that always carry role and replica."""
+"""Logging configured once per process: JSON lines that always carry role and replica, and
+the gateway's ``X-Request-ID`` for lines written while a request is handled."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
+from contextvars import ContextVar
+
+#: nginx's ``$request_id`` is 32 hex digits; anything else a client sends is not logged.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+#: The request being handled in this task; set by the service before each request.
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def bind_request_id(value: str | None) -> None:
+    REQUEST_ID.set(value if value and REQUEST_ID_PATTERN.fullmatch(value) else None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,6 +37,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)

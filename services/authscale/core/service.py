@@ -7,16 +7,18 @@ calls :func:`create_service` and registers its own routes; Hypercorn runs the mo
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from quart import Quart, Response, jsonify, request
 from quart_cors import cors
 
 from authscale.core.errors import ConfigError, DependencyUnavailable, register_error_handlers
 from authscale.core.forwarding import TrustedProxyMiddleware
-from authscale.core.logs import configure_logging
+from authscale.core.logs import bind_request_id, configure_logging
 from authscale.core.metrics import REQUESTS, register_metrics_route
 from authscale.core.settings import Settings
 from authscale.core.storage import RedisStore
@@ -95,8 +97,18 @@ def _open_redis_while_serving(service: Service) -> None:
     service.readiness_checks["redis"] = service.redis.ping
 
 
+#: The HTTP contract of both variants (OpenAPI 3.1), served by every role and routed by the
+#: gateway; tests check it against the registered routes and fuzz the live stack with it.
+OPENAPI = Path(__file__).with_name("openapi.json")
+
+
 def _register_probes(service: Service) -> None:
     app = service.app
+    contract = json.loads(OPENAPI.read_text())
+
+    @app.get("/openapi.json")
+    async def openapi() -> Response:
+        return jsonify(contract)
 
     @app.get("/healthz")
     async def healthz() -> Response:
@@ -132,6 +144,11 @@ def _register_probes(service: Service) -> None:
 def _register_response_headers(service: Service) -> None:
     app = service.app
     replica = service.settings.replica_id
+
+    @app.before_request
+    async def remember_request_id() -> None:
+        # The gateway's id, so a replica's log line can be matched to the gateway's access log.
+        bind_request_id(request.headers.get("X-Request-ID"))
 
     @app.after_request
     async def stamp(response: Response) -> Response:

@@ -100,6 +100,30 @@ class Environ:
             raise ConfigError(f"{PREFIX}{name} must be at most {maximum}, got {number}.")
 
 
+#: Cookie name prefixes (RFC 6265bis): a browser keeps a ``__Host-`` cookie only if it is Secure,
+#: has Path=/ and no Domain, and a ``__Secure-`` one only if it is Secure, so a sibling subdomain
+#: or a plain-HTTP page cannot plant or overwrite it (ASVS 5.0 V3.3.1).
+HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
+
+
+def cookie_name(base: str, prefix: str, *, secure: bool) -> str:
+    """The default name of a cookie: prefixed when Secure; bare only on plain HTTP, where
+    browsers would refuse a prefixed one."""
+    return prefix + base if secure else base
+
+
+def check_cookie_name(variable: str, name: str, *, secure: bool) -> str:
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"{PREFIX}{variable} {name!r} is not a valid cookie name.")
+    if name.startswith((HOST_PREFIX, SECURE_PREFIX)) and not secure:
+        raise ConfigError(
+            f"{PREFIX}{variable} {name!r} uses a prefix browsers only accept on Secure cookies; "
+            f"set {PREFIX}COOKIE_SECURE=true or drop the prefix."
+        )
+    return name
+
+
 def default_replica_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -144,26 +168,25 @@ class RedisSettings:
 class CookieSettings:
     #: ``False`` only where the deployment declares that it serves plain HTTP (the local stack).
     secure: bool = True
-    session_name: str = "authscale_session"
+    session_name: str = HOST_PREFIX + "authscale_session"
 
     @classmethod
     def from_environ(cls, env: Environ) -> CookieSettings:
         secure = env.boolean("COOKIE_SECURE", cls.secure)
-        name = env.string("SESSION_COOKIE_NAME", cls.session_name)
-        if name.startswith("__Host-") and not secure:
-            raise ConfigError(
-                f"{PREFIX}SESSION_COOKIE_NAME {name!r} uses the __Host- prefix, which browsers "
-                f"only accept on Secure cookies; set {PREFIX}COOKIE_SECURE=true or drop the prefix."
-            )
-        if not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"{PREFIX}SESSION_COOKIE_NAME {name!r} is not a valid cookie name.")
-        return cls(secure=secure, session_name=name)
+        default = cookie_name("authscale_session", HOST_PREFIX, secure=secure)
+        name = env.string("SESSION_COOKIE_NAME", default)
+        return cls(
+            secure=secure,
+            session_name=check_cookie_name("SESSION_COOKIE_NAME", name, secure=secure),
+        )
 
 
 @dataclass(frozen=True)
 class SessionSettings:
     idle_timeout: float = 15 * 60
     absolute_timeout: float = 8 * 60 * 60
+    #: Live sessions per user; one more ends the oldest.
+    per_user: int = 20
 
     @classmethod
     def from_environ(cls, env: Environ) -> SessionSettings:
@@ -174,7 +197,11 @@ class SessionSettings:
                 f"{PREFIX}SESSION_IDLE_TIMEOUT ({idle:g}) must not exceed "
                 f"{PREFIX}SESSION_ABSOLUTE_TIMEOUT ({absolute:g})."
             )
-        return cls(idle_timeout=idle, absolute_timeout=absolute)
+        return cls(
+            idle_timeout=idle,
+            absolute_timeout=absolute,
+            per_user=env.integer("SESSIONS_PER_USER", cls.per_user, minimum=1, maximum=1000),
+        )
 
 
 @dataclass(frozen=True)
@@ -184,6 +211,10 @@ class PasswordSettings:
     time_cost: int = 2
     memory_cost_kib: int = 19 * 1024
     parallelism: int = 1
+    #: Hashes run at once; 0 sizes the pool from the container's CPU quota and memory limit.
+    workers: int = 0
+    #: Logins that may wait for a hashing thread; one more is answered 503 at once.
+    queue: int = 8
 
     @classmethod
     def from_environ(cls, env: Environ) -> PasswordSettings:
@@ -193,6 +224,8 @@ class PasswordSettings:
                 "ARGON2_MEMORY_KIB", cls.memory_cost_kib, minimum=8, maximum=4 * 1024 * 1024
             ),
             parallelism=env.integer("ARGON2_PARALLELISM", cls.parallelism, minimum=1, maximum=64),
+            workers=env.integer("HASHING_WORKERS", cls.workers, minimum=0, maximum=256),
+            queue=env.integer("HASHING_QUEUE", cls.queue, minimum=0, maximum=10_000),
         )
 
 
@@ -208,8 +241,10 @@ class ThrottleSettings:
     #: Failed logins per budget and window before further attempts get 429.
     failures: int = 10
     window: float = 15 * 60
-    device_cookie_name: str = "authscale_device"
+    device_cookie_name: str = HOST_PREFIX + "authscale_device"
     device_lifetime: float = 30 * 24 * 60 * 60
+    #: Known devices remembered per account; a login from one more forgets the oldest.
+    devices_per_user: int = 10
 
     @classmethod
     def from_environ(cls, env: Environ) -> ThrottleSettings:
@@ -217,6 +252,12 @@ class ThrottleSettings:
             failures=env.integer("LOGIN_FAILURES_PER_WINDOW", cls.failures, minimum=1),
             window=env.seconds("LOGIN_FAILURE_WINDOW", cls.window, minimum=1),
             device_lifetime=env.seconds("DEVICE_COOKIE_LIFETIME", cls.device_lifetime, minimum=60),
+            device_cookie_name=cookie_name(
+                "authscale_device", HOST_PREFIX, secure=env.boolean("COOKIE_SECURE", True)
+            ),
+            devices_per_user=env.integer(
+                "DEVICES_PER_USER", cls.devices_per_user, minimum=1, maximum=1000
+            ),
         )
 
 

@@ -23,9 +23,10 @@ from authscale.core.settings import (
     SessionSettings,
 )
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import user_key
 from authscale.login.credentials import check_password, check_username
 from authscale.login.passwords import Passwords
-from authscale.login.users import UnknownUser, UserExists, Users, user_key
+from authscale.login.users import UnknownUser, UserExists, Users
 from authscale.session.store import Sessions
 from authscale.tokens.refresh import revoke_user_families
 

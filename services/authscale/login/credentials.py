@@ -33,6 +33,11 @@ def check_password(password: object) -> str:
         raise BadRequest("password must be a non-empty string")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise BadRequest(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+    try:
+        # argon2 hashes the UTF-8 bytes: a lone surrogate would fail there, after the throttle.
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest("password must be valid Unicode (no lone surrogates)") from None
     return password
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from authscale.core.errors import Overloaded
 from authscale.core.settings import PasswordSettings
+from authscale.login.capacity import hashing_workers
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +29,10 @@ HASHING_NICENESS = 10
 class Passwords:
     """Hash and verify on a bounded thread pool (argon2-cffi releases the GIL while hashing).
 
-    The pool is sized to the CPU count: a login storm queues here instead of spawning threads
-    that would each hold the hash's memory cost at once.
+    The pool is sized to the container's CPU quota and memory limit (see
+    :mod:`authscale.login.capacity`), and at most ``settings.queue`` logins wait for it: a login
+    storm is shed at once with 503 and ``Retry-After`` (:meth:`admitted`) instead of queueing
+    for the gateway's 30 s.
     """
 
     def __init__(self, settings: PasswordSettings, workers: int | None = None) -> None:
@@ -36,14 +42,34 @@ class Passwords:
             parallelism=settings.parallelism,
             type=Type.ID,
         )
+        self.workers = (
+            workers
+            or settings.workers
+            or hashing_workers(settings.memory_cost_kib * 1024 * settings.parallelism)
+        )
+        self._capacity = self.workers + settings.queue
+        self._in_flight = 0
         self._executor = ThreadPoolExecutor(
-            max_workers=workers or os.cpu_count() or 1,
+            max_workers=self.workers,
             thread_name_prefix="argon2",
             initializer=_lower_this_threads_priority,
         )
         # Verified against when the user does not exist, so that an unknown user costs the
         # same hash as a wrong password and the two answers cannot be told apart by timing.
         self._decoy_hash = self._hasher.hash(os.urandom(16).hex())
+
+    @contextlib.contextmanager
+    def admitted(self) -> Iterator[None]:
+        """Hold a place among the hashing threads and their queue, or :class:`Overloaded`.
+
+        Taken before the login's budget is charged, so a shed login costs nothing."""
+        if self._in_flight >= self._capacity:
+            raise Overloaded()
+        self._in_flight += 1
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
 
     async def hash(self, password: str) -> str:
         loop = asyncio.get_running_loop()

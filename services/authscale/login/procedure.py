@@ -1,6 +1,8 @@
 """The login procedure the session replicas and the issuer share.
 
-Throttle first (a spent budget costs no hash), then verify the password, then count the result.
+Take a place among the hashing threads first (a full pool sheds the login with 503 at once), then
+charge the account's budget (a spent budget costs no hash, and parallel guesses are counted
+before any of them is hashed), then verify the password, then refund the charge on success.
 """
 
 from __future__ import annotations
@@ -26,15 +28,15 @@ class Logins:
         self.throttle = LoginThrottle(redis, settings.throttle)
 
     async def authenticate(self, credentials: Credentials) -> tuple[User, str]:
-        """The user and the device id to set as a cookie; 401 or 429 otherwise."""
+        """The user and the device id to set as a cookie; 401, 429 or 503 otherwise."""
         cookie = request.cookies.get(self.settings.throttle.device_cookie_name)
-        attempt = await self.throttle.admit(credentials.username, cookie)
-        user = await self.users.authenticate(credentials.username, credentials.password)
-        if user is None:
-            await self.throttle.failed(attempt)
-            AUTH_FAILURES.labels(self.role, "invalid_credentials").inc()
-            raise InvalidCredentials()
-        return user, await self.throttle.succeeded(attempt)
+        with self.passwords.admitted():
+            attempt = await self.throttle.charge(credentials.username, cookie)
+            user = await self.users.authenticate(credentials.username, credentials.password)
+            if user is None:
+                AUTH_FAILURES.labels(self.role, "invalid_credentials").inc()
+                raise InvalidCredentials()
+            return user, await self.throttle.succeeded(attempt, user.epoch)
 
     def set_device_cookie(self, response: Response, device_id: str) -> None:
         response.set_cookie(

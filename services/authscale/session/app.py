@@ -69,7 +69,7 @@ def session_routes(service: Service) -> Blueprint:
         if previous and (old := await sessions.get(previous)) is not None:
             await sessions.end(old)
         # Always a fresh id: a cookie planted before login never becomes valid (no fixation).
-        session = await sessions.create(user.username)
+        session = await sessions.create(user.username, epoch=user.epoch)
         response = jsonify({"message": "Login successful", "csrf_token": session.csrf_token})
         response.set_cookie(
             cookie_name,

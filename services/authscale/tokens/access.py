@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -54,6 +54,17 @@ class InvalidToken(Unauthorized):
         if self.error is not None:
             challenge += f', error="{self.error}"'
         return {"WWW-Authenticate": challenge}
+
+
+class MalformedAuthorization(InvalidToken):
+    """An ``Authorization: Bearer`` header without a well-formed token: RFC 6750's
+    ``invalid_request``, answered 400 with the challenge."""
+
+    status = 400
+    message = "Malformed Authorization header"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, error="invalid_request")
 
 
 @dataclass(frozen=True)
@@ -156,10 +167,13 @@ class AccessTokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise InvalidToken("malformed") from exc
+        # Every member is attacker-chosen JSON of any type: test it is a string before any
+        # comparison (a list or object in a set lookup raises TypeError, a 500).
+        alg, typ = header.get("alg"), header.get("typ")
         # Checked again by PyJWT against the fixed list; refusing here spares the key lookup.
-        if header.get("alg") not in ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALGORITHMS:
             raise InvalidToken("algorithm")
-        if header.get("typ") not in ACCEPTED_TYPES:
+        if not isinstance(typ, str) or typ not in ACCEPTED_TYPES:
             raise InvalidToken("type")
         kid = header.get("kid")
         if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
@@ -186,19 +200,24 @@ class AccessTokenVerifier:
         # PyJWT accepts numeric strings for the dates; RFC 7519 says NumericDate is a number.
         if not all(_is_number(value) for value in (issued_at, expires_at)):
             raise InvalidToken("claims")
-        if not subject or not isinstance(family, str) or not family:
+        token_id = payload["jti"]
+        if not (_is_text(subject) and _is_text(family) and _is_text(token_id)):
             raise InvalidToken("claims")
         if csrf is not None and not isinstance(csrf, str):
             raise InvalidToken("claims")
         return AccessClaims(
             subject=subject,
             family=family,
-            token_id=payload["jti"],
+            token_id=token_id,
             issued_at=int(issued_at),
             expires_at=int(expires_at),
             kid=kid,
             csrf=csrf,
         )
+
+
+def _is_text(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and value != ""
 
 
 def _is_number(value: object) -> bool:

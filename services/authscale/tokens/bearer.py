@@ -16,7 +16,12 @@ from quart import request
 
 from authscale.core.errors import Forbidden
 from authscale.core.metrics import AUTH_FAILURES
-from authscale.tokens.access import AccessClaims, AccessTokenVerifier, InvalidToken
+from authscale.tokens.access import (
+    AccessClaims,
+    AccessTokenVerifier,
+    InvalidToken,
+    MalformedAuthorization,
+)
 from authscale.tokens.denylist import Denylist
 
 CSRF_HEADER = "X-CSRF-Token"
@@ -43,13 +48,16 @@ class Authenticator:
         header = request.headers.get("Authorization")
         if header is not None:
             match = BEARER.fullmatch(header.strip())
-            if match is None:
-                # "Bearer" with no token, another scheme, or junk: the request is not ours to
-                # guess at, whatever cookie it also carries.
-                raise self._refuse(
-                    InvalidToken("bad_authorization_header", error="invalid_request")
-                )
-            return match.group(1), False
+            if match is not None:
+                return match.group(1), False
+            # Not ours to guess at, whatever cookie the request also carries.
+            if header.strip().lower().startswith("bearer"):
+                # The Bearer scheme with no token or a malformed one: RFC 6750 section 3.1's
+                # invalid_request, a 400.
+                raise self._refuse(MalformedAuthorization("bad_authorization_header"))
+            # Another scheme (Basic, ...) carries no bearer token: 401 with a bare challenge,
+            # as for a request with no credentials (RFC 6750 section 3.1).
+            raise self._refuse(InvalidToken("other_scheme", error=None))
         cookie = request.cookies.get(self._cookie_name)
         if cookie:
             return cookie, True

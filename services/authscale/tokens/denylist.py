@@ -14,6 +14,16 @@ from authscale.core.storage import RedisStore
 
 PREFIX = "denied-family:"
 
+#: The Redis user a token replica in denylist mode connects as: it may check a denylist marker
+#: (``EXISTS``) and ping, and nothing else: no user, session or refresh family, no write.
+ACL_USER = "authscale-token"
+ACL_RULES = f"resetkeys ~{PREFIX}* resetchannels -@all +exists +ping +client|setname"
+
+
+def acl_line(password: str) -> str:
+    """The ``redis.conf`` line that defines :data:`ACL_USER` with ``password``."""
+    return f"user {ACL_USER} on >{password} {ACL_RULES}"
+
 
 def denied_family_key(family: str) -> str:
     return PREFIX + family

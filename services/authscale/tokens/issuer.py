@@ -102,7 +102,7 @@ def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) 
         await keys.signing_key()
         user, device_id = await logins.authenticate(credentials)
         csrf = secrets.token_urlsafe(32) if mode == "cookie" else None
-        refresh = await refresh_tokens.start(user.username, csrf=csrf)
+        refresh = await refresh_tokens.start(user.username, epoch=user.epoch, csrf=csrf)
         response = await respond("Login successful", refresh, csrf)
         logins.set_device_cookie(response, device_id)
         return response

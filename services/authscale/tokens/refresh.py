@@ -10,12 +10,23 @@ period after a rotation the immediately previous token may be presented again, s
 response was lost is not logged out. It gets a new pair, and the pair it lost becomes unusable (a
 later presentation of it counts as reuse). The grace never extends itself.
 
-Tokens are 256 random bits; Redis holds only their SHA-256. Every decision is one Lua script
-timed by the Redis clock, so concurrent refreshes on several issuer replicas cannot both win.
+A token is ``<handle>.<secret>``: the handle (128 random bits) is the family's and the same in
+every token of it, the secret (256 random bits) is new at each rotation. Redis holds a family as
+one small hash under its id, which is derived one-way from the handle (so the ``sid`` an access
+token shows cannot be turned into a refresh token), with a 128-bit SHA-256 prefix of its current
+secret and of the previous one: there is no key per token, superseded ones included. A presented
+token whose handle finds a family but whose secret is neither of those was rotated away before:
+that is reuse. A forged token does not know a handle and finds nothing.
+
+Each user's live families are a sorted set by creation, capped at ``families_per_user`` (the
+oldest is revoked by the login that goes over). Every decision is one Lua script timed by the Redis
+clock, so concurrent refreshes on several issuer replicas cannot both win, and no script walks
+more than the capped set.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
@@ -23,11 +34,12 @@ from dataclasses import dataclass
 
 from authscale.core.metrics import REFRESH_OUTCOMES
 from authscale.core.storage import RedisStore
+from authscale.login.accounts import StaleLogin, epoch_check, user_key
 from authscale.tokens.denylist import PREFIX as DENIED_PREFIX
 from authscale.tokens.settings import RefreshSettings
 
-#: ``secrets.token_urlsafe(32)``: 256 bits, 43 URL-safe characters.
-REFRESH_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+#: ``<handle>.<secret>``: ``secrets.token_urlsafe(16)`` and ``secrets.token_urlsafe(32)``.
+REFRESH_TOKEN_PATTERN = re.compile(r"([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})")
 
 _LUA_HEADER = """
 local function now_ms()
@@ -39,95 +51,101 @@ local function revoke(fid)
   local f = redis.call('HMGET', family, 'user', 'revoked', 'access_ttl_ms')
   if not f[1] or f[2] ~= '0' then return 0 end
   redis.call('HSET', family, 'revoked', '1')
-  redis.call('SREM', 'user-refresh-families:' .. f[1], fid)
-  -- Outlives every access token of the family; read by replicas in denylist mode.
+  redis.call('ZREM', 'user-refresh-families:' .. f[1], fid)
+  -- Outlives every access token of the family; read by replicas in denylist mode. The family
+  -- itself only has to say "revoked" (rather than "unknown") for as long.
   redis.call('SET', '$DENIED' .. fid, '1', 'PX', f[3])
+  redis.call('PEXPIRE', family, f[3])
   return 1
 end
 """.replace("$DENIED", DENIED_PREFIX)
 
-# KEYS: token key, family key, user index. ARGV: fid, user, family ms, token ms, access ms,
-# csrf hash ('' for body mode).
+# KEYS: family key, user index, user. ARGV: fid, user, family ms, token ms, access ms, csrf hash
+# ('' for body mode), secret hash, families per user, the epoch the login read.
 _START = (
     _LUA_HEADER
+    + epoch_check("KEYS[3]", "ARGV[9]")
     + """
 local now = now_ms()
 local expires = now + tonumber(ARGV[3])
 local current_exp = math.min(now + tonumber(ARGV[4]), expires)
-redis.call('HSET', KEYS[2], 'user', ARGV[2], 'current', KEYS[1], 'current_exp', current_exp,
+redis.call('HSET', KEYS[1], 'user', ARGV[2], 'current', ARGV[7], 'current_exp', current_exp,
   'previous', '', 'grace_until', 0, 'expires_at', expires, 'revoked', '0', 'csrf', ARGV[6],
   'access_ttl_ms', ARGV[5])
-redis.call('PEXPIREAT', KEYS[2], expires)
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', expires)
--- Keep the user's index as small as their live families.
-for _, fid in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-  if redis.call('HGET', 'refresh-family:' .. fid, 'revoked') ~= '0' then
-    redis.call('SREM', KEYS[3], fid)
+redis.call('PEXPIREAT', KEYS[1], expires)
+-- Scored by creation in microseconds, so logins in the same millisecond still leave in order;
+-- every family lives as long, so the oldest entries are the ones already expired.
+local t = redis.call('TIME')
+local created = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', created - tonumber(ARGV[3]) * 1000)
+redis.call('ZADD', KEYS[2], created, ARGV[1])
+-- Over the cap: revoke the oldest families (one, as the set never exceeds cap + 1).
+local extra = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[8])
+if extra > 0 then
+  for _, fid in ipairs(redis.call('ZRANGE', KEYS[2], 0, extra - 1)) do
+    revoke(fid)
+    redis.call('ZREM', KEYS[2], fid)
   end
 end
-redis.call('SADD', KEYS[3], ARGV[1])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
 return current_exp - now
 """
 )
 
-# KEYS: presented token key, new token key. ARGV: grace ms, token ms, csrf hash or ''.
+# KEYS: family key. ARGV: fid, presented secret hash, new secret hash, grace ms, token ms,
+# csrf hash or ''.
 _ROTATE = (
     _LUA_HEADER
     + """
 local now = now_ms()
-local fid = redis.call('GET', KEYS[1])
-if not fid then return {'unknown'} end
-local family = 'refresh-family:' .. fid
-local f = redis.call('HMGET', family, 'user', 'current', 'current_exp', 'previous',
+local f = redis.call('HMGET', KEYS[1], 'user', 'current', 'current_exp', 'previous',
   'grace_until', 'expires_at', 'revoked', 'csrf')
 if not f[1] then return {'unknown'} end
 if f[7] ~= '0' then return {'revoked'} end
-if ARGV[3] ~= '' and ARGV[3] ~= f[8] then return {'csrf'} end
+if ARGV[6] ~= '' and ARGV[6] ~= f[8] then return {'csrf'} end
 local expires = tonumber(f[6])
 if now >= expires then return {'expired'} end
 local outcome
-if KEYS[1] == f[2] then
+if ARGV[2] == f[2] then
   if now >= tonumber(f[3]) then return {'expired'} end
   outcome = 'rotated'
-  redis.call('HSET', family, 'previous', KEYS[1], 'grace_until', now + tonumber(ARGV[1]))
-elseif KEYS[1] == f[4] and now < tonumber(f[5]) then
+  redis.call('HSET', KEYS[1], 'previous', ARGV[2], 'grace_until', now + tonumber(ARGV[4]))
+elseif ARGV[2] == f[4] and now < tonumber(f[5]) then
   outcome = 'grace'
 else
-  revoke(fid)
+  -- The handle proves the presenter once held a token of this family: an old one is reuse.
+  revoke(ARGV[1])
   return {'reused', f[1]}
 end
-local current_exp = math.min(now + tonumber(ARGV[2]), expires)
-redis.call('HSET', family, 'current', KEYS[2], 'current_exp', current_exp)
-redis.call('SET', KEYS[2], fid, 'PXAT', expires)
-return {outcome, f[1], fid, current_exp - now}
-"""
-)
-
-_REVOKE_TOKEN = (
-    _LUA_HEADER
-    + """
-local fid = redis.call('GET', KEYS[1])
-if not fid then return 0 end
-return revoke(fid)
+local current_exp = math.min(now + tonumber(ARGV[5]), expires)
+redis.call('HSET', KEYS[1], 'current', ARGV[3], 'current_exp', current_exp)
+return {outcome, f[1], ARGV[1], current_exp - now}
 """
 )
 
 _REVOKE_FAMILY = _LUA_HEADER + "\nreturn revoke(ARGV[1])\n"
 
+# Walks the user's capped index only.
 _REVOKE_USER = (
     _LUA_HEADER
     + """
 local revoked = 0
-for _, fid in ipairs(redis.call('SMEMBERS', KEYS[1])) do revoked = revoked + revoke(fid) end
+for _, fid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do revoked = revoked + revoke(fid) end
 redis.call('DEL', KEYS[1])
 return revoked
 """
 )
 
 
-def token_key(token: str) -> str:
-    return "refresh:" + hashlib.sha256(token.encode()).hexdigest()
+def family_of(handle: str) -> str:
+    """The family id (``sid``) of a handle: one-way, so knowing a ``sid`` gives no handle."""
+    digest = hashlib.sha256(handle.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def secret_hash(secret: str) -> str:
+    # 128 bits of SHA-256: no second preimage in reach, half the bytes of a full digest.
+    return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
 def family_key(family: str) -> str:
@@ -139,7 +157,7 @@ def user_index_key(username: str) -> str:
 
 
 def csrf_hash(csrf: str) -> str:
-    return hashlib.sha256(csrf.encode()).hexdigest()
+    return hashlib.sha256(csrf.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -168,12 +186,18 @@ class RefreshTokens:
         #: How long a revoked family's access tokens can live on: its denylist marker's lifetime.
         self._access_retention = access_retention
 
-    async def start(self, username: str, *, csrf: str | None = None) -> IssuedRefreshToken:
-        """A new family for a login; ``csrf`` binds it to cookie mode."""
-        token, family = secrets.token_urlsafe(32), secrets.token_urlsafe(16)
+    async def start(
+        self, username: str, *, epoch: int, csrf: str | None = None
+    ) -> IssuedRefreshToken:
+        """A new family for a login; ``csrf`` binds it to cookie mode.
+
+        :class:`StaleLogin` when the user's password changed since the login read ``epoch``.
+        """
+        handle, secret = secrets.token_urlsafe(16), secrets.token_urlsafe(32)
+        family = family_of(handle)
         async with self._redis.reaching("refresh_start") as redis:
             remaining_ms = await redis.register_script(_START)(
-                keys=[token_key(token), family_key(family), user_index_key(username)],
+                keys=[family_key(family), user_index_key(username), user_key(username)],
                 args=[
                     family,
                     username,
@@ -181,23 +205,33 @@ class RefreshTokens:
                     _ms(self._settings.token_lifetime),
                     _ms(self._access_retention),
                     csrf_hash(csrf) if csrf is not None else "",
+                    secret_hash(secret),
+                    self._settings.families_per_user,
+                    epoch,
                 ],
             )
-        return IssuedRefreshToken(token, family, username, int(remaining_ms) // 1000)
+        if remaining_ms is None:
+            raise StaleLogin()
+        return IssuedRefreshToken(f"{handle}.{secret}", family, username, int(remaining_ms) // 1000)
 
     async def rotate(self, presented: str, *, csrf: str | None = None) -> IssuedRefreshToken:
         """The next token of the family, or :class:`RefreshRefused` (reuse revokes the family).
 
         ``csrf`` is the header sent with a refresh cookie: it must match the family's.
         """
-        if not REFRESH_TOKEN_PATTERN.fullmatch(presented):
+        match = REFRESH_TOKEN_PATTERN.fullmatch(presented)
+        if match is None:
             REFRESH_OUTCOMES.labels("malformed").inc()
             raise RefreshRefused("malformed")
-        token = secrets.token_urlsafe(32)
+        handle, secret = match.groups()
+        family, new_secret = family_of(handle), secrets.token_urlsafe(32)
         async with self._redis.reaching("refresh_rotate") as redis:
             result = await redis.register_script(_ROTATE)(
-                keys=[token_key(presented), token_key(token)],
+                keys=[family_key(family)],
                 args=[
+                    family,
+                    secret_hash(secret),
+                    secret_hash(new_secret),
                     # Zero means strict RFC 9700: no grace at all.
                     int(self._settings.grace_period * 1000),
                     _ms(self._settings.token_lifetime),
@@ -208,15 +242,19 @@ class RefreshTokens:
         REFRESH_OUTCOMES.labels(outcome).inc()
         if outcome not in {"rotated", "grace"}:
             raise RefreshRefused(outcome)
-        return IssuedRefreshToken(token, str(result[2]), str(result[1]), int(result[3]) // 1000)
+        return IssuedRefreshToken(
+            f"{handle}.{new_secret}", family, str(result[1]), int(result[3]) // 1000
+        )
 
     async def revoke_token(self, presented: str) -> bool:
-        """Revoke the family of any of its tokens (logout); whether a live family was revoked."""
-        if not REFRESH_TOKEN_PATTERN.fullmatch(presented):
+        """Revoke the family of any of its tokens (logout); whether a live family was revoked.
+
+        Any token of the family will do, a superseded one too: its handle proves the presenter
+        held one, and logging out is never a privilege worth refusing."""
+        match = REFRESH_TOKEN_PATTERN.fullmatch(presented)
+        if match is None:
             return False
-        async with self._redis.reaching("refresh_revoke") as redis:
-            revoked = await redis.register_script(_REVOKE_TOKEN)(keys=[token_key(presented)])
-        return bool(revoked)
+        return await self.revoke_family(family_of(match.group(1)))
 
     async def revoke_family(self, family: str) -> bool:
         async with self._redis.reaching("refresh_revoke") as redis:

@@ -14,7 +14,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from authscale.core.errors import ConfigError
-from authscale.core.settings import PREFIX, Environ
+from authscale.core.settings import (
+    HOST_PREFIX,
+    PREFIX,
+    SECURE_PREFIX,
+    Environ,
+    check_cookie_name,
+    cookie_name,
+)
 
 #: RFC 8725 asks for a small leeway; more than this hides clock problems instead of absorbing them.
 MAX_LEEWAY = 30.0
@@ -28,17 +35,16 @@ def _environ(environ: Mapping[str, str] | None) -> Environ:
     return Environ(os.environ if environ is None else environ)
 
 
-def _cookie_name(env: Environ, name: str, default: str) -> str:
-    value = env.string(name, default)
-    if not value.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"{PREFIX}{name} {value!r} is not a valid cookie name.")
-    if value.startswith("__Host-"):
+def _cookie_name(env: Environ, name: str, base: str) -> str:
+    secure = env.boolean("COOKIE_SECURE", True)
+    value = env.string(name, cookie_name(base, SECURE_PREFIX, secure=secure))
+    if value.startswith(HOST_PREFIX):
         # __Host- demands Path=/, and these cookies are scoped to /token and /token/refresh.
         raise ConfigError(
             f"{PREFIX}{name} {value!r}: the __Host- prefix needs Path=/, but token cookies are "
             "scoped to /token; use the __Secure- prefix instead."
         )
-    return value
+    return check_cookie_name(name, value, secure=secure)
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class AccessTokenSettings:
     audience: str = "urn:authscale:token"
     lifetime: float = 15 * 60.0
     leeway: float = 10.0
-    cookie_name: str = "authscale_access"
+    cookie_name: str = SECURE_PREFIX + "authscale_access"
 
     @property
     def retention(self) -> float:
@@ -65,7 +71,7 @@ class AccessTokenSettings:
                 "ACCESS_TOKEN_LIFETIME", cls.lifetime, minimum=1, maximum=MAX_ACCESS_LIFETIME
             ),
             leeway=env.seconds("TOKEN_LEEWAY", cls.leeway, minimum=0, maximum=MAX_LEEWAY),
-            cookie_name=_cookie_name(env, "ACCESS_COOKIE_NAME", cls.cookie_name),
+            cookie_name=_cookie_name(env, "ACCESS_COOKIE_NAME", "authscale_access"),
         )
 
 
@@ -77,7 +83,9 @@ class RefreshSettings:
     family_lifetime: float = 7 * 24 * 60 * 60.0
     #: How long the immediately previous token may be presented again without counting as reuse.
     grace_period: float = 10.0
-    cookie_name: str = "authscale_refresh"
+    cookie_name: str = SECURE_PREFIX + "authscale_refresh"
+    #: Live families (logins) per user; one more revokes the oldest.
+    families_per_user: int = 20
 
     @classmethod
     def from_environ(cls, env: Environ) -> RefreshSettings:
@@ -92,7 +100,10 @@ class RefreshSettings:
             token_lifetime=token,
             family_lifetime=family,
             grace_period=env.seconds("REFRESH_GRACE_PERIOD", cls.grace_period, maximum=300),
-            cookie_name=_cookie_name(env, "REFRESH_COOKIE_NAME", cls.cookie_name),
+            cookie_name=_cookie_name(env, "REFRESH_COOKIE_NAME", "authscale_refresh"),
+            families_per_user=env.integer(
+                "REFRESH_FAMILIES_PER_USER", cls.families_per_user, minimum=1, maximum=1000
+            ),
         )
 
 
@@ -205,13 +216,22 @@ class TokenSettings:
                 "public keys only and must never see a private key. Unset it, and set "
                 f"{PREFIX}JWKS_URL or {PREFIX}JWKS_FILE instead."
             )
+        denylist = env.boolean("TOKEN_DENYLIST", cls.denylist)
+        if not denylist and env.raw("REDIS_URL") is not None:
+            # Least privilege: a replica that never uses Redis holds neither its password nor a
+            # reason to reach it.
+            raise ConfigError(
+                f"{PREFIX}REDIS_URL is set on a token replica outside denylist mode, which never "
+                f"uses Redis: unset it (or set {PREFIX}TOKEN_DENYLIST=true, with the denylist-only "
+                "Redis user)."
+            )
         return cls(
             jwks=JwksSettings.from_environ(env),
             access=AccessTokenSettings.from_environ(env),
             verified_cache_size=env.integer(
                 "VERIFIED_TOKEN_CACHE_SIZE", cls.verified_cache_size, maximum=10_000_000
             ),
-            denylist=env.boolean("TOKEN_DENYLIST", cls.denylist),
+            denylist=denylist,
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from authscale import cli
 from authscale.lab.stack.gateway import (
+    HSTS,
     RENDERED_COPIES,
     GatewayConfig,
     compose_config,
@@ -19,6 +21,7 @@ from authscale.lab.stack.gateway import (
     render,
 )
 from authscale.lab.stack.local import LocalStack
+from authscale.lab.stack.processes import free_port
 from tests.conftest import PASSWORD, SessionAuth, add_user, json_of, stack_config
 
 
@@ -186,6 +189,18 @@ def test_login_bursts_are_rate_limited_with_json_429(limited_stack: LocalStack) 
     assert set(statuses) <= {401, 429}
 
 
+@pytest.mark.parametrize("path", ["/token/refresh", "/token/logout"])
+def test_refresh_and_logout_bursts_are_rate_limited_too(
+    limited_stack: LocalStack, path: str
+) -> None:
+    """They write to Redis: a flood of them is held at the gateway like a flood of logins."""
+    body = {"refresh_token": "h" * 22 + "." + "x" * 43}
+    with httpx.Client(base_url=limited_stack.gateway_url) as client:
+        statuses = [client.post(path, json=body).status_code for _ in range(12)]
+    assert 429 in statuses
+    assert set(statuses) <= {200, 401, 429}
+
+
 # -- the presets and their committed copies (authscale gateway render) -------------------------
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -225,6 +240,84 @@ def test_compose_config_is_valid_nginx_with_the_names_resolved(tmp_path: Path) -
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture
+def gateway_without_replicas(tmp_path: Path) -> Iterator[str]:
+    """The compose gateway, with HSTS as in production, every upstream a closed loopback port."""
+    closed = free_port()
+    text = render(compose_config()).replace(
+        "    server {\n", "    server {\n        " + HSTS + "\n", 1
+    )
+    for role in ("session", "token", "issuer"):
+        text = text.replace(f"server {role}:8000", f"server 127.0.0.1:{closed}")
+    port = free_port()
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    text = text.replace("/tmp", str(tmp_path)).replace("/dev/stdout", str(tmp_path / "a.log"))
+    (tmp_path / "nginx.conf").write_text(text)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    process = subprocess.Popen(
+        [
+            nginx,
+            "-c",
+            str(tmp_path / "nginx.conf"),
+            "-e",
+            str(tmp_path / "error.log"),
+            "-g",
+            "daemon off;",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def assert_gateway_headers(response: httpx.Response, *, hsts: bool) -> None:
+    """What every answer carries, whoever made it."""
+    assert len(response.headers["X-Request-ID"]) == 32
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers.get_list("Cache-Control") == ["no-store"]
+    assert ("Strict-Transport-Security" in response.headers) == hsts
+    assert "message" in json_of(response)
+
+
+def test_the_gateways_own_errors_carry_every_header(gateway_without_replicas: str) -> None:
+    with httpx.Client(base_url=gateway_without_replicas, timeout=10) as client:
+        for response in (client.get("/session/ping"), client.get("/token/ping")):
+            assert response.status_code == 502
+            assert response.headers["Retry-After"] == "1"
+            assert_gateway_headers(response, hsts=True)
+        for response, status in ((client.get("/nowhere"), 404), (client.get("/healthz"), 200)):
+            assert response.status_code == status
+            assert "Retry-After" not in response.headers
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_nginx_429_carries_every_header(limited_stack: LocalStack) -> None:
+    with httpx.Client(base_url=limited_stack.gateway_url) as client:
+        responses = [
+            client.post("/session/login", json={"username": "x", "password": "y"})
+            for _ in range(12)
+        ]
+    limited = [response for response in responses if response.status_code == 429]
+    assert limited
+    for response in limited:
+        assert response.headers.get_list("Retry-After") == ["1"]
+        assert_gateway_headers(response, hsts=False)
+    replica_answers = [response for response in responses if response.status_code == 401]
+    for response in replica_answers:  # a replica's own answer: its headers, not doubled
+        assert response.headers.get_list("Cache-Control") == ["no-store"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_kubernetes_config_follows_pods_through_dns() -> None:

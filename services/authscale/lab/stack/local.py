@@ -8,6 +8,7 @@ Redis append-only file, the rendered gateway config and ``stack.json``, which re
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import secrets
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from authscale.lab.stack import gateway, processes, rundir
 from authscale.lab.stack.processes import ProcessSpec, Running, StackError
+from authscale.tokens.denylist import ACL_USER, acl_line
 
 DEFAULT_RUN_DIR = rundir.DEFAULT_RUN_DIR
 
@@ -79,6 +81,17 @@ class LocalStack:
     @property
     def redis_url(self) -> str:
         return f"redis://:{self.redis_password}@{self.config.host}:{self.config.redis_port}/0"
+
+    @property
+    def token_redis_password(self) -> str:
+        # Derived one-way: the denylist user's password tells nothing of the full one.
+        return hashlib.sha256(f"{ACL_USER}:{self.redis_password}".encode()).hexdigest()[:32]
+
+    @property
+    def token_redis_url(self) -> str:
+        """The denylist-only Redis user's URL (token replicas in denylist mode)."""
+        password = self.token_redis_password
+        return f"redis://{ACL_USER}:{password}@{self.config.host}:{self.config.redis_port}/0"
 
     def replica_urls(self, role: str) -> list[str]:
         return [
@@ -166,6 +179,9 @@ class LocalStack:
                     f"port {self.config.redis_port}",
                     "protected-mode yes",
                     f"requirepass {self.redis_password}",
+                    # Token replicas in denylist mode connect as this user, and may only read
+                    # the denylist.
+                    acl_line(self.token_redis_password),
                     f"dir {self.run_dir / 'redis'}",
                     # Users and sessions survive a restart, and are never evicted silently.
                     "appendonly yes",
@@ -229,6 +245,10 @@ class LocalStack:
         env.setdefault("AUTHSCALE_TOKEN_AUDIENCE", "authscale")
         env.update(self.config.env)
         env["AUTHSCALE_REDIS_URL"] = self.redis_url
+        if role == "token":
+            env.pop("AUTHSCALE_REDIS_URL")
+            if env.get("AUTHSCALE_TOKEN_DENYLIST", "").lower() in {"1", "true", "yes", "on"}:
+                env["AUTHSCALE_REDIS_URL"] = self.token_redis_url
         env["AUTHSCALE_REPLICA_ID"] = name
         if role == "issuer":
             env["AUTHSCALE_SIGNING_KEYS_DIR"] = str(self.run_dir / "keys")
