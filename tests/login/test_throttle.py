@@ -12,7 +12,7 @@ from quart.typing import TestClientProtocol as Client
 
 from authscale.core.settings import RedisSettings, ThrottleSettings
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import StaleLogin, devices_key, user_key
+from authscale.login.epoch import StaleLogin, devices_key, user_key
 from authscale.login.throttle import LoginThrottle
 from authscale.session.app import create_app
 from tests.conftest import PASSWORD, add_user, create_user, make_settings

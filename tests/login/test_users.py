@@ -8,7 +8,7 @@ import pytest
 
 from authscale.core.settings import PasswordSettings, RedisSettings
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import devices_key, user_key
+from authscale.login.epoch import devices_key, user_key
 from authscale.login.passwords import Passwords
 from authscale.login.users import UnknownUser, UserExists, Users
 from tests.conftest import CHEAP_PASSWORDS, RedisServer

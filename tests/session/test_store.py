@@ -9,7 +9,7 @@ import pytest
 
 from authscale.core.settings import RedisSettings, SessionSettings
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import StaleLogin, user_key
+from authscale.login.epoch import StaleLogin, user_key
 from authscale.session.store import SESSION_ID_PATTERN, Sessions, index_key, session_key
 from tests.conftest import RedisServer
 

@@ -10,7 +10,7 @@ import pytest
 from authscale.core.errors import DependencyUnavailable
 from authscale.core.settings import RedisSettings
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import StaleLogin, user_key
+from authscale.login.epoch import StaleLogin, user_key
 from authscale.tokens.denylist import Denylist, denied_family_key
 from authscale.tokens.refresh import RefreshRefused, RefreshTokens, family_key, user_index_key
 from authscale.tokens.settings import RefreshSettings

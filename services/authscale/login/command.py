@@ -23,8 +23,8 @@ from authscale.core.settings import (
     SessionSettings,
 )
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import user_key
 from authscale.login.credentials import check_password, check_username
+from authscale.login.epoch import user_key
 from authscale.login.passwords import Passwords
 from authscale.login.users import UnknownUser, UserExists, Users
 from authscale.session.store import Sessions

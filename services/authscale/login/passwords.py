@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from authscale.core.errors import Overloaded
 from authscale.core.settings import PasswordSettings
-from authscale.login.capacity import hashing_workers
+from authscale.login.hashing_slots import hashing_workers
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ class Passwords:
     """Hash and verify on a bounded thread pool (argon2-cffi releases the GIL while hashing).
 
     The pool is sized to the container's CPU quota and memory limit (see
-    :mod:`authscale.login.capacity`), and at most ``settings.queue`` logins wait for it: a login
-    storm is shed at once with 503 and ``Retry-After`` (:meth:`admitted`) instead of queueing
+    :mod:`authscale.login.hashing_slots`), and at most ``settings.queue`` logins wait for it: a
+    login storm is shed at once with 503 and ``Retry-After`` (:meth:`admitted`) instead of queueing
     for the gateway's 30 s.
     """
 

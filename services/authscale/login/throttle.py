@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from authscale.core.errors import TooManyRequests
 from authscale.core.settings import ThrottleSettings
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import StaleLogin, devices_key, epoch_check, user_key
+from authscale.login.epoch import StaleLogin, devices_key, epoch_check, user_key
 
 DEVICE_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import devices_key, user_key
 from authscale.login.credentials import check_password, check_username
+from authscale.login.epoch import devices_key, user_key
 from authscale.login.passwords import Passwords
 
 # KEYS: user key, the user's devices. ARGV: new hash, changed at.

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from authscale.core.settings import SessionSettings
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import StaleLogin, epoch_check, user_key
+from authscale.login.epoch import StaleLogin, epoch_check, user_key
 
 #: ``secrets.token_urlsafe(32)``: 256 bits from the OS CSPRNG, 43 URL-safe characters.
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")

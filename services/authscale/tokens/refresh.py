@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from authscale.core.metrics import REFRESH_OUTCOMES
 from authscale.core.storage import RedisStore
-from authscale.login.accounts import StaleLogin, epoch_check, user_key
+from authscale.login.epoch import StaleLogin, epoch_check, user_key
 from authscale.tokens.denylist import PREFIX as DENIED_PREFIX
 from authscale.tokens.settings import RefreshSettings
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from quart import Quart
 
-from authscale.login.capacity import cpu_quota, hashing_workers, memory_limit
+from authscale.login.hashing_slots import cpu_quota, hashing_workers, memory_limit
 from authscale.session.app import create_app
 from tests.conftest import PASSWORD, create_user, make_settings
 

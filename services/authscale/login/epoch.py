@@ -1,4 +1,4 @@
-"""The Redis keys of an account and the password-change boundary the creating scripts check."""
+"""The Redis keys of an account and its password epoch, the boundary that creating scripts check."""
 
 from __future__ import annotations
 
