@@ -55,7 +55,6 @@ def assert_refused_in_json(response: httpx.Response) -> None:
     assert isinstance(response.json()["message"], str)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("route", JSON_ROUTES)
 @pytest.mark.parametrize("case", sorted(HOSTILE_BODIES))
 def test_hostile_bodies_get_a_json_4xx(gateway: httpx.Client, route: str, case: str) -> None:
@@ -68,7 +67,6 @@ def test_hostile_bodies_get_a_json_4xx(gateway: httpx.Client, route: str, case: 
 NON_STRINGS = {"list": ["at+jwt"], "object": {"a": 1}, "number": 7, "null": None, "bool": True}
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("method", "route"), TOKEN_ROUTES)
 @pytest.mark.parametrize("member", ["typ", "alg", "kid", "crit"])
 @pytest.mark.parametrize("kind", sorted(NON_STRINGS))
@@ -83,7 +81,6 @@ def test_non_string_jwt_header_values_get_a_401(
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-@pytest.mark.slow
 def test_a_lone_surrogate_password_costs_no_hash_and_leaves_the_budget(
     gateway: httpx.Client, stack: LocalStack
 ) -> None:

@@ -35,7 +35,6 @@ def schemathesis() -> str:
     return found
 
 
-@pytest.mark.slow
 def test_the_fuzzer_finds_no_5xx_and_no_nonconforming_answer(
     stack: LocalStack, tmp_path: Path
 ) -> None:

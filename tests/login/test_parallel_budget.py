@@ -11,7 +11,6 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-import pytest
 
 from authscale.core.settings import ThrottleSettings
 from authscale.lab.stack.local import LocalStack
@@ -39,7 +38,6 @@ def guesses_at_once(stack: LocalStack, username: str, device: str | None = None)
         return Counter(statuses)
 
 
-@pytest.mark.slow
 def test_forty_parallel_guesses_try_at_most_the_budget(stack: LocalStack) -> None:
     statuses = guesses_at_once(stack, add_user(stack.redis_url))
     print(f"40 parallel guesses: {dict(statuses)}")
@@ -48,7 +46,6 @@ def test_forty_parallel_guesses_try_at_most_the_budget(stack: LocalStack) -> Non
     assert statuses[401] + statuses[429] + statuses[503] == GUESSES
 
 
-@pytest.mark.slow
 def test_forty_parallel_guesses_with_a_known_device_try_at_most_its_budget(
     stack: LocalStack, gateway: httpx.Client
 ) -> None:
