@@ -83,12 +83,13 @@ def server_argv(server: str, role: str, host: str, port: int, log_config: Path) 
     app = ROLE_APPS[role]
     python = [sys.executable, "-m", server]
     if server == "hypercorn":
-        # Hypercorn's own loggers are routed through the app's handler once the app is loaded
-        # (authscale.core.logs); it logs nothing before that.
+        # Hypercorn creates its error logger's own handler when it starts serving, after the app
+        # replaced the logging setup: the log config replaces that handler in turn.
         return [
             *python,
             *("--bind", f"{host}:{port}", "--keep-alive", str(KEEP_ALIVE_SECONDS)),
             *("--graceful-timeout", str(GRACEFUL_SECONDS), "--workers", "0"),
+            *("--log-config", f"json:{log_config}"),
             f"{app}()",
         ]
     if server == "uvicorn":
