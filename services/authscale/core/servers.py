@@ -10,6 +10,8 @@ the three servers differ only in what each can do, never in how a deployment set
   connections, lets requests in flight finish within the graceful timeout, then exits.
 - **granian**: a main process and one worker; on SIGTERM the main process stops the worker,
   which finishes its requests in flight; the worker is killed after the graceful timeout.
+  SIGTERM must reach the main process alone, as a container runtime sends it to PID 1: a worker
+  signalled directly ends at once and drops what it was serving.
 
 On every server the client's address and scheme come from the app's own trusted-proxy middleware
 (authscale.core.forwarding), never from a server flag: uvicorn's proxy headers are off, Granian
