@@ -22,6 +22,10 @@ from tests.conftest import PASSWORD, add_user, json_of, stack_config
 def server_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LocalStack]:
+    if request.param == servers.DEFAULT_SERVER:
+        # The suite's shared stack runs on it already: no second one to start.
+        yield request.getfixturevalue("stack")
+        return
     local = LocalStack(
         stack_config(tmp_path_factory.mktemp(f"on-{request.param}"), server=request.param)
     )
