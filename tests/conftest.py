@@ -26,7 +26,7 @@ from hypothesis import settings as hypothesis_settings
 
 from authscale.core.settings import PasswordSettings, RedisSettings, Settings
 from authscale.core.storage import RedisStore
-from authscale.lab.stack.local import ROLE_APPS, LocalStack, StackConfig
+from authscale.lab.stack.local import ROLE_PORT_OFFSETS, LocalStack, StackConfig
 from authscale.lab.stack.processes import free_port
 from authscale.login.passwords import Passwords
 from authscale.login.users import Users
@@ -158,7 +158,7 @@ def add_user(
 
 
 def stack_config(run_dir: Path, replicas: int = 2, **overrides: object) -> StackConfig:
-    roles = {role: replicas for role in ROLE_APPS} | {"issuer": 1}
+    roles = {role: replicas for role in ROLE_PORT_OFFSETS} | {"issuer": 1}
     settings: dict[str, object] = {
         "run_dir": run_dir,
         "replicas": roles,

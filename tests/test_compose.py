@@ -208,6 +208,13 @@ def test_the_example_names_every_setting_compose_reads() -> None:
     assert {name for name in read if name + "=" not in example} == set()
 
 
+def test_one_variable_chooses_the_server_of_every_replica() -> None:
+    services = compose_file()["services"]
+    for role in ("session", "token", "issuer"):
+        assert services[role]["command"] == ["authscale", "serve", role]
+        assert services[role]["environment"]["AUTHSCALE_SERVER"] == "${AUTHSCALE_SERVER:-hypercorn}"
+
+
 @pytest.mark.compose
 def test_compose_validates_the_file_when_a_compose_program_exists() -> None:
     program = compose_program()

@@ -57,10 +57,17 @@ def pyproject() -> dict[str, object]:
         return tomllib.load(file)
 
 
+#: Extras the image carries too: the alternative servers (AUTHSCALE_SERVER).
+IMAGE_EXTRAS = ("uvicorn", "granian")
+
+
 def runtime_requirements() -> list[Requirement]:
     project = pyproject()["project"]
     assert isinstance(project, dict)
-    return [Requirement(text) for text in project["dependencies"]]
+    texts = [*project["dependencies"]]
+    for extra in IMAGE_EXTRAS:
+        texts += project["optional-dependencies"][extra]
+    return [Requirement(text) for text in texts]
 
 
 def test_every_dependency_is_pinned_within_its_range_with_its_extras() -> None:

@@ -159,7 +159,7 @@ def test_rollouts_keep_capacity_and_let_requests_finish(
         (container,) = pod["containers"]
         pause = container["lifecycle"]["preStop"]["exec"]["command"]
         assert pause[0] == "sleep", name
-        # The pause, then the drain (Hypercorn's --graceful-timeout 10, nginx's graceful quit).
+        # The pause, then the drain (authscale serve's 10 s on every server, nginx's graceful quit).
         assert pod["terminationGracePeriodSeconds"] >= int(pause[1]) + 10, name
 
 
@@ -242,3 +242,32 @@ def test_token_replicas_hold_no_redis_password() -> None:
     (container,) = token["spec"]["template"]["spec"]["containers"]
     names = {variable["name"] for variable in container.get("env", [])}
     assert not names & {"AUTHSCALE_REDIS_URL", "REDIS_PASSWORD"}
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_a_server_component_switches_every_role(server: str, tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        # kustomize takes relative paths only.
+        f"resources: [{os.path.relpath(K8S / 'overlays' / 'local', tmp_path)}]\n"
+        f"components: [{os.path.relpath(K8S / 'components' / server, tmp_path)}]\n"
+    )
+    manifests = render(tmp_path)
+    (settings,) = (
+        c for name, c in by_kind(manifests, "ConfigMap").items() if name.startswith("authscale-")
+    )
+    assert settings["data"]["AUTHSCALE_SERVER"] == server
+    deployments = by_kind(manifests, "Deployment")
+    for role in REPLICA_ROLES:
+        (container,) = deployments[role]["spec"]["template"]["spec"]["containers"]
+        assert container["command"] == ["authscale", "serve", role]
+        assert {"configMapRef": {"name": settings["metadata"]["name"]}} in container["envFrom"]
+
+
+def test_the_base_serves_every_role_on_hypercorn(overlay: tuple[str, list[Manifest]]) -> None:
+    _, manifests = overlay
+    (settings,) = (
+        c for name, c in by_kind(manifests, "ConfigMap").items() if name.startswith("authscale-")
+    )
+    assert settings["data"]["AUTHSCALE_SERVER"] == "hypercorn"

@@ -1,9 +1,9 @@
 """The ``authscale`` command: one parser; each command group lives beside the code it drives.
 
-The product's commands (``users``, ``keys``) are always there. The lab's (the local stack, the
-gateway's rendering, benchmarks, experiments) are there when the lab is installed: the container
-image leaves it out (deploy/Dockerfile), and there the command says so instead of "invalid
-choice".
+The product's commands (``users``, ``keys``, ``serve``) are always there. The lab's (the local
+stack, the gateway's rendering, benchmarks, experiments) are there when the lab is installed: the
+container image leaves it out (deploy/Dockerfile), and there the command says so instead of
+"invalid choice".
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, TypeAlias
 
+from authscale.core import servers
 from authscale.core.errors import AuthscaleError, ConfigError
 from authscale.login import command as accounts
 from authscale.tokens.keys import command as keys
@@ -68,6 +69,7 @@ def build_parser(lab: Lab | None) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     accounts.register_commands(commands, lab.redis_fallback if lab else None)
     keys.register_commands(commands)
+    servers.register_commands(commands)
     for register in lab.command_groups if lab else ():
         register(commands)
     return parser
@@ -75,7 +77,7 @@ def build_parser(lab: Lab | None) -> argparse.ArgumentParser:
 
 _NO_LAB = (
     f"the lab's commands ({', '.join(LAB_COMMANDS)}) are not installed here: this install "
-    "carries the product only (users, keys), as the container image does. Run them from a "
+    "carries the product only (users, keys, serve), as the container image does. Run them from a "
     "checkout, or from an install of the authscale wheel."
 )
 

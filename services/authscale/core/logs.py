@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 import re
-import sys
 import time
 from contextvars import ContextVar
+from typing import Any
 
 #: nginx's ``$request_id`` is 32 hex digits; anything else a client sends is not logged.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -45,14 +46,40 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+#: The servers' own loggers (authscale.core.servers): their lines go through the app's handler.
+SERVER_LOGGERS = ("hypercorn.error", "uvicorn", "uvicorn.error", "_granian", "granian")
+#: Their access logs stay off: the gateway keeps the one access log.
+SERVER_ACCESS_LOGGERS = ("hypercorn.access", "uvicorn.access", "granian.access")
+
+
+def logging_config(role: str, replica: str, level: str) -> dict[str, Any]:
+    """Every record, ours and the libraries', to stderr as one JSON line each (a dictConfig)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {"()": f"{__name__}.JsonFormatter", "role": role, "replica": replica}
+        },
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            **{name: {"handlers": [], "propagate": True} for name in SERVER_LOGGERS},
+            **{
+                name: {"handlers": [], "propagate": False, "level": "CRITICAL"}
+                for name in SERVER_ACCESS_LOGGERS
+            },
+        },
+    }
+
+
 def configure_logging(role: str, replica: str, level: str) -> None:
-    """Send every record, ours and the libraries', to stderr as one JSON line each."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(role, replica))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # Hypercorn set up its own plain-text handler before loading the app; its records go
-    # through ours instead. Its access log stays off: the gateway keeps the one access log.
-    logging.getLogger("hypercorn.error").handlers.clear()
+    """Applied when the app is created: whatever the server configured before, it is replaced."""
+    logging.config.dictConfig(logging_config(role, replica, level))
+    # Hypercorn's access logger, were one set up, writes through its own object: turned off.
     logging.getLogger("hypercorn.access").disabled = True

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from authscale.core.servers import DEFAULT_SERVER
 from authscale.lab.measure.cpu import CpuSample
 
 #: CPU seconds per component so far, and Redis's command counters, at one moment.
@@ -45,6 +46,8 @@ class StackPlan:
     #: Plans of one family may share a stack that is only rescaled between them (compose: one
     #: project per family, named ``<project>-<family>``); the local backend starts each afresh.
     family: str = "stack"
+    #: The ASGI server of every replica (authscale.core.servers): hypercorn, uvicorn, granian.
+    server: str = DEFAULT_SERVER
 
 
 class Stack(Protocol):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from authscale.core.servers import DEFAULT_SERVER, SERVERS
 from authscale.lab import load
 from authscale.lab.backend import Backend
 from authscale.lab.stack.processes import StackError
@@ -37,8 +38,12 @@ class RunConfig:
     #: How the report says to reproduce it.
     command: str = "authscale experiment"
     backend: str = "local"
+    #: The ASGI server of every replica (authscale.core.servers).
+    server: str = DEFAULT_SERVER
 
     def __post_init__(self) -> None:
+        if self.server not in SERVERS:
+            raise StackError(f"unknown server {self.server}; servers are {', '.join(SERVERS)}")
         if self.backend not in BACKENDS:
             raise StackError(f"unknown backend {self.backend}; backends are {', '.join(BACKENDS)}")
         if self.users < 1 or self.seconds <= 0:

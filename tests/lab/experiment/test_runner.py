@@ -100,3 +100,11 @@ def test_a_python_without_locust_is_told_how_to_install_it() -> None:
     )
     assert "Locust is not installed" in done.stdout, done.stdout + done.stderr
     assert "pip install -e '.[loadtest]'" in done.stdout
+
+
+def test_every_cell_runs_on_the_chosen_server(tmp_path: Path) -> None:
+    config = experiment.ExperimentConfig(variants=("session", "token"), server="granian")
+    for cell in config.cells():
+        assert config.stack_plan(cell, tmp_path).server == "granian"
+    with pytest.raises(StackError, match="unknown server gunicorn; servers are hypercorn"):
+        experiment.ExperimentConfig(server="gunicorn")

@@ -50,6 +50,27 @@ def assert_targets_met(result: ScenarioResult) -> None:
     assert 500 not in statuses, describe(statuses)
 
 
+#: The scenarios that stop and kill replicas, which is where the servers differ.
+ON_EVERY_SERVER = ("replica-loss", "rolling-restart")
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_replicas_lost_or_restarted_fail_no_request_on_every_server(
+    server: str, tmp_path: Path
+) -> None:
+    # Hypercorn, the default, runs every scenario above.
+    results: dict[str, ScenarioResult] = {}
+    config = FaultConfig(
+        **{**SHORT.__dict__, "results_dir": tmp_path, "server": server},
+    )
+    chosen = {name: SCENARIOS[name] for name in ON_EVERY_SERVER}
+    out = run_faults(config, chosen, progress=lambda line: None, collect=results)
+    assert set(results) == set(ON_EVERY_SERVER)
+    for result in results.values():
+        assert_targets_met(result)
+    assert f"every replica on {server}" in (out / "report.md").read_text()
+
+
 def test_the_report_has_a_table_and_a_plot_per_scenario(
     fault_run: tuple[Path, dict[str, ScenarioResult]],
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 from authscale.lab.faults.timeline import Timeline, describe
 
 RESULTS = Path(__file__).resolve().parents[3] / "docs" / "results"
-COMMITTED = sorted(RESULTS.glob("faults-*/raw/*/*timeline.csv"))
+COMMITTED = sorted(RESULTS.glob("faults-*/**/raw/*/*timeline.csv"))
 
 
 def test_the_timeline_counts_by_status(tmp_path: Path) -> None:

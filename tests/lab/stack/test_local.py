@@ -17,6 +17,7 @@ import httpx
 import pytest
 import redis
 
+from authscale.core import servers
 from authscale.core.settings import PasswordSettings
 from authscale.lab.stack import processes
 from authscale.lab.stack.local import LocalStack
@@ -158,6 +159,23 @@ def fragile_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSta
     local.stop()
 
 
+@pytest.fixture(scope="module", params=sorted(servers.SERVERS))
+def draining_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
+    """A stack of its own per server: these tests stop and kill replicas."""
+    local = LocalStack(
+        stack_config(
+            tmp_path_factory.mktemp(f"draining-{request.param}"),
+            env={"AUTHSCALE_ARGON2_MEMORY_KIB": "1024"},
+            server=request.param,
+        )
+    )
+    local.start()
+    yield local
+    local.stop()
+
+
 @pytest.mark.lab
 def test_redis_outage_is_503_then_every_session_survives(fragile_stack: LocalStack) -> None:
     username = add_user(fragile_stack.redis_url)
@@ -181,13 +199,13 @@ def test_redis_outage_is_503_then_every_session_survives(fragile_stack: LocalSta
 
 
 @pytest.mark.lab
-def test_sigterm_to_a_replica_under_load_fails_no_request(fragile_stack: LocalStack) -> None:
-    username = add_user(fragile_stack.redis_url)
+def test_sigterm_to_a_replica_under_load_fails_no_request(draining_stack: LocalStack) -> None:
+    username = add_user(draining_stack.redis_url)
     statuses: list[int] = []
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(base_url=fragile_stack.gateway_url, timeout=10) as client:
+        with httpx.Client(base_url=draining_stack.gateway_url, timeout=10) as client:
             login = client.post("/session/login", json={"username": username, "password": PASSWORD})
             statuses.append(login.status_code)
             deadline = time.monotonic() + 60
@@ -205,9 +223,9 @@ def test_sigterm_to_a_replica_under_load_fails_no_request(fragile_stack: LocalSt
     worker = threading.Thread(target=load)
     worker.start()
     answered(10)
-    fragile_stack.stop_process("session-1", signal.SIGTERM)
+    draining_stack.stop_process("session-1", signal.SIGTERM)
     answered(10)  # while session-1 is down
-    fragile_stack.start_process("session-1")
+    draining_stack.start_process("session-1")
     answered(10)
     stop.set()
     worker.join(30)
@@ -216,13 +234,13 @@ def test_sigterm_to_a_replica_under_load_fails_no_request(fragile_stack: LocalSt
 
 
 @pytest.mark.lab
-def test_sigterm_lets_the_requests_in_flight_finish(fragile_stack: LocalStack) -> None:
+def test_sigterm_lets_the_requests_in_flight_finish(draining_stack: LocalStack) -> None:
     # Straight at the replica, so no gateway retry can hide a dropped request; a costly hash
     # (about a second) keeps every login in flight when the signal arrives.
     username = add_user(
-        fragile_stack.redis_url, cost=PasswordSettings(time_cost=12, memory_cost_kib=64 * 1024)
+        draining_stack.redis_url, cost=PasswordSettings(time_cost=12, memory_cost_kib=64 * 1024)
     )
-    replica_url = f"http://127.0.0.1:{fragile_stack.running['session-1'].spec.port}"
+    replica_url = f"http://127.0.0.1:{draining_stack.running['session-1'].spec.port}"
     answers: list[httpx.Response | Exception] = []
 
     def log_in() -> None:
@@ -247,11 +265,11 @@ def test_sigterm_lets_the_requests_in_flight_finish(fragile_stack: LocalStack) -
     while _user_lookups(replica_url) < looked_up + 3 and time.monotonic() < deadline:
         time.sleep(0.02)
     try:
-        fragile_stack.stop_process("session-1", signal.SIGTERM)
+        draining_stack.stop_process("session-1", signal.SIGTERM)
     finally:
         for login in logins:
             login.join(30)
-        fragile_stack.start_process("session-1")
+        draining_stack.start_process("session-1")
     assert len(answers) == 3
     for answer in answers:
         assert isinstance(answer, httpx.Response), answer
@@ -294,14 +312,14 @@ def test_no_replica_left_is_a_json_502(fragile_stack: LocalStack) -> None:
 
 
 @pytest.mark.lab
-def test_sigkill_to_a_replica_leaves_no_orphaned_worker(fragile_stack: LocalStack) -> None:
-    replica = fragile_stack.running["session-2"]
+def test_sigkill_to_a_replica_leaves_no_orphaned_worker(draining_stack: LocalStack) -> None:
+    replica = draining_stack.running["session-2"]
     url = f"http://127.0.0.1:{replica.spec.port}/healthz"
     assert processes.http_status(url) == 200
-    fragile_stack.stop_process("session-2", signal.SIGKILL)
+    draining_stack.stop_process("session-2", signal.SIGKILL)
     try:
         assert processes.group_members(replica.pid) == []
         assert processes.http_status(url) is None
     finally:
-        fragile_stack.start_process("session-2")
+        draining_stack.start_process("session-2")
     assert processes.http_status(url) == 200

@@ -48,3 +48,5 @@ class Measurement:
     replica_cpu_per_request: float
     #: What other processes (not ours) used of the replica's core: a shared machine's noise.
     neighbours_cpu: float = 0.0
+    #: The ASGI server of the replica (authscale.core.servers).
+    server: str = "hypercorn"

@@ -12,6 +12,7 @@ machine, so the bench offers no ``--backend``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import shutil
@@ -21,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authscale.core.servers import DEFAULT_SERVER, SERVERS
 from authscale.lab.backend import StackPlan
 from authscale.lab.bench import report as bench_report
 from authscale.lab.bench import wrk
@@ -66,6 +68,8 @@ class BenchConfig:
     rounds: int = 3
     connections: int = 32
     run_dir: Path | None = None
+    #: Every measurement is taken on each, in turn (authscale.core.servers).
+    servers: Sequence[str] = (DEFAULT_SERVER,)
 
 
 def run_bench(config: BenchConfig, layout: Layout, out: Progress = say) -> list[Measurement]:
@@ -75,30 +79,50 @@ def run_bench(config: BenchConfig, layout: Layout, out: Progress = say) -> list[
     if "token" in roles:
         replicas |= {"token": 1, "issuer": 1}
     run_dir = config.run_dir or Path(tempfile.mkdtemp(prefix="authscale-bench-"))
-    # The local backend only: the bench pins processes to cores and restarts a replica with
-    # other settings, which it does to processes on this machine.
-    plan = StackPlan("bench", replicas, run_dir, login_limit=("1000r/s", 20))
-    out(f"starting one replica per role in {run_dir} ({layout.note})")
+    servers = ", ".join(config.servers)
+    out(f"starting one replica per role on {servers} in {run_dir} ({layout.note})")
     measurements = []
     try:
-        with LocalBackend().stack(plan) as stack:
-            stack.seed(1)
-            local = stack.local
+        with contextlib.ExitStack() as stacks:
+            # A stack per server, all up at once: only the one under load uses its core, and the
+            # servers take turns within every round, so a neighbour's burst on this shared
+            # machine lands on all of them alike and the ratios between them hold.
+            locals_ = {}
+            for server in config.servers:
+                # The local backend only: the bench pins processes to cores and restarts a
+                # replica with other settings, which it does to processes on this machine.
+                plan = StackPlan(
+                    f"bench on {server}",
+                    replicas,
+                    run_dir / server,
+                    login_limit=("1000r/s", 20),
+                    server=server,
+                )
+                stack = stacks.enter_context(LocalBackend().stack(plan))
+                stack.seed(1)
+                locals_[server] = stack.local
             out(bench_report.HEADER)
             for mode in config.modes:
-                _configure(local, mode)
-                _pin(local, layout)
-                header = log_in(local.gateway_url, mode.variant, ACCOUNT)
+                headers = {}
+                for server, local in locals_.items():
+                    _configure(local, mode)
+                    _pin(local, layout)
+                    headers[server] = log_in(local.gateway_url, mode.variant, ACCOUNT)
                 for route in config.routes:
                     for number in range(1, config.rounds + 1):
-                        for page in ("ping", "dashboard"):
-                            measurement = _measure(
-                                local, layout, config, (mode, route, page, number), header
-                            )
-                            out(bench_report.format_row(measurement))
-                            measurements.append(measurement)
+                        for server, local in locals_.items():
+                            for page in ("ping", "dashboard"):
+                                measurement = _measure(
+                                    local,
+                                    layout,
+                                    config,
+                                    (mode, route, page, number),
+                                    headers[server],
+                                )
+                                out(bench_report.format_row(measurement))
+                                measurements.append(measurement)
     except BaseException:
-        out(f"logs of the bench stack are kept in {run_dir / 'logs'}")
+        out(f"logs of the bench stacks are kept in {run_dir}/<server>/logs")
         raise
     if config.run_dir is None:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -159,6 +183,7 @@ def _measure(
     after, elapsed = snapshot(), time.monotonic() - started
     replica_cpu = (after[0] - before[0]) / elapsed
     return Measurement(
+        server=local.config.server,
         mode=mode.slug,
         route=route,
         path=path,
@@ -199,6 +224,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     bench.add_argument(
         "--connections", type=int, default=BenchConfig.connections, help="kept busy (%(default)s)"
     )
+    bench.add_argument(
+        "--servers",
+        type=_servers,
+        default=BenchConfig.servers,
+        help=f"comma-separated, from {','.join(SERVERS)}: each measured in turn, every round "
+        f"(default {DEFAULT_SERVER})",
+    )
     bench.add_argument("--json", type=Path, help="also write the measurements to this file")
     bench.add_argument("--run-dir", type=Path, help="keep the bench stack's logs here")
     bench.set_defaults(run=_bench)
@@ -213,6 +245,16 @@ def _modes(text: str) -> list[Mode]:
             f"unknown mode {', '.join(unknown) or '(none)'}; modes are {', '.join(known)}"
         )
     return [known[slug] for slug in chosen]
+
+
+def _servers(text: str) -> list[str]:
+    chosen = [server.strip() for server in text.split(",") if server.strip()]
+    unknown = [server for server in chosen if server not in SERVERS]
+    if unknown or not chosen or len(set(chosen)) < len(chosen):
+        raise argparse.ArgumentTypeError(
+            f"servers are {', '.join(SERVERS)}, each at most once; got {text!r}"
+        )
+    return chosen
 
 
 def _routes(text: str) -> list[str]:
@@ -231,6 +273,7 @@ def _bench(args: argparse.Namespace) -> int:
         warm_up=args.warm_up,
         connections=args.connections,
         run_dir=args.run_dir,
+        servers=args.servers,
     )
     layout = Layout.for_cpus(cpu.usable_cpus())
     measurements = run_bench(config, layout)

@@ -42,7 +42,7 @@ class ComposeBackend:
         self.base_env: dict[str, str] = {}
         self.running: Project | None = None
         #: The family, settings and gateway limit the running project was brought up with.
-        self.running_for: tuple[str, dict[str, str], tuple[str, int]] | None = None
+        self.running_for: tuple[str, dict[str, str], tuple[str, int], str] | None = None
         self.logs: Path | None = None
         self.port = 0
 
@@ -93,7 +93,7 @@ class ComposeBackend:
     def stack(self, plan: StackPlan) -> Iterator[ComposeStack]:
         running: ComposeStack | None = None
         try:
-            wanted = (plan.family, dict(plan.env), plan.login_limit)
+            wanted = (plan.family, dict(plan.env), plan.login_limit, plan.server)
             if self.running is None or self.running_for != wanted:
                 self.close()
                 self._up(plan)
@@ -143,6 +143,7 @@ class ComposeBackend:
             "AUTHSCALE_GATEWAY_PORT": str(self.port),
             "AUTHSCALE_GATEWAY_CONFIG": str(config.resolve()),
             **plan.env,
+            "AUTHSCALE_SERVER": plan.server,
         }
         project = Project(f"{self.project}-{plan.family}", self.program, self.root, env)
         # Whatever an interrupted run left of this project goes first.

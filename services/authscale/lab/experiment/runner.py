@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authscale.core.servers import SERVERS
 from authscale.lab import load, run
 from authscale.lab.backend import Backend, Sample, Stack, StackPlan
 from authscale.lab.experiment import report
@@ -91,6 +92,7 @@ class ExperimentConfig(run.RunConfig):
             ready_timeout=self.ready_timeout,
             # On compose a variant's project is rescaled from one cell to the next.
             family=cell.variant.name,
+            server=self.server,
         )
 
 
@@ -256,6 +258,12 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=run.RunConfig.backend,
         help="local (processes on loopback, the default) or compose (Docker, compose.yaml)",
     )
+    parser.add_argument(
+        "--server",
+        choices=list(SERVERS),
+        default=run.RunConfig.server,
+        help="the ASGI server of every replica (default %(default)s)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -290,6 +298,7 @@ def _run(args: argparse.Namespace) -> int:
         "results_dir": args.results_dir,
         "locustfile": args.locustfile,
         "backend": args.backend,
+        "server": args.server,
         "command": "authscale " + " ".join(sys.argv[1:])
         if sys.argv[1:]
         else "authscale experiment",

@@ -37,6 +37,7 @@ def write(out: Path, results: Sequence[ScenarioResult], config: FaultConfig) -> 
             {
                 "command": config.command,
                 "backend": config.backend,
+                "server": config.server,
                 "environment": machine.describe(),
                 "scenarios": [
                     {
@@ -67,7 +68,8 @@ def markdown(
         "",
         f"Reproduce with `{config.command}`.",
         "",
-        f"Each scenario: {STACKS[config.backend]}, {config.users} Locust users reading the "
+        f"Each scenario: {STACKS[config.backend]}, every replica on {config.server}, "
+        f"{config.users} Locust users reading the "
         f"dashboard of both variants without think time ({config.seconds:g} s of load), the "
         f"fault {config.fault_at:g} s in. "
         "Failures are Locust's: an answer other than the one the contract promises.",

@@ -62,6 +62,7 @@ class FaultRun:
             login_limit=login_limit or LOAD_LOGIN_LIMIT,
             ready_timeout=config.ready_timeout,
             family=name,
+            server=config.server,
         )
         self._exit = ExitStack()
         self._stack: Stack | None = None

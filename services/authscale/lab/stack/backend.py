@@ -1,8 +1,8 @@
 """The local backend: a fresh :class:`~authscale.lab.stack.local.LocalStack` per plan.
 
-redis-server, Hypercorn replicas and nginx run as processes on loopback ports of their own; CPU
-comes from /proc, Redis's counters over loopback. On leaving, the stack stops; its logs stay,
-its signing keys and Redis's data (password included) go.
+redis-server, replicas (on the plan's server) and nginx run as processes on loopback ports of
+their own; CPU comes from /proc, Redis's counters over loopback. On leaving, the stack stops;
+its logs stay, its signing keys and Redis's data (password included) go.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class LocalBackend:
     overhead_seconds = 12.0
 
     def describe(self) -> str:
-        return "local (fresh per cell): redis-server, Hypercorn replicas, nginx, loopback"
+        return "local (fresh per cell): redis-server, replicas, nginx, loopback"
 
     def prepare(self, env: Mapping[str, str]) -> None:
         return None
@@ -50,6 +50,7 @@ class LocalBackend:
                 demo_user=False,
                 env={"AUTHSCALE_LOG_LEVEL": "WARNING", **plan.env},
                 ready_timeout=plan.ready_timeout,
+                server=plan.server,
             )
         )
         try:

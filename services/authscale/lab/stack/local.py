@@ -1,4 +1,4 @@
-"""The local stack without Docker: redis-server, Hypercorn replicas per role, and nginx.
+"""The local stack without Docker: redis-server, replicas per role on one ASGI server, and nginx.
 
 Everything listens on loopback and writes into one run directory: a log file per process, the
 Redis append-only file, the rendered gateway config and ``stack.json``, which records the pid
@@ -12,24 +12,21 @@ import hashlib
 import os
 import secrets
 import signal
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authscale.core import servers
+from authscale.core.errors import ConfigError
 from authscale.lab.stack import gateway, processes, rundir
 from authscale.lab.stack.processes import ProcessSpec, Running, StackError
 from authscale.tokens.denylist import ACL_USER, acl_line
 
 DEFAULT_RUN_DIR = rundir.DEFAULT_RUN_DIR
 
-#: Role -> the Hypercorn application and the offset of its replicas' ports from the base port.
-#: Start order matters: token replicas fetch their keys from an issuer.
-ROLE_APPS = {
-    "session": ("authscale.session.app:create_app()", 0),
-    "issuer": ("authscale.tokens.issuer:create_app()", 200),
-    "token": ("authscale.tokens.app:create_app()", 100),
-}
+#: Role -> the offset of its replicas' ports from the base port. Start order matters: token
+#: replicas fetch their keys from an issuer.
+ROLE_PORT_OFFSETS = {"session": 0, "issuer": 200, "token": 100}
 
 DEMO_USER = ("admin", "password123")
 DEV_ORIGIN = "http://localhost:5173"
@@ -56,11 +53,17 @@ class StackConfig:
     #: AUTHSCALE_* settings for every replica, on top of the caller's environment.
     env: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float = 30.0
+    #: The ASGI server of every replica (authscale.core.servers).
+    server: str = servers.DEFAULT_SERVER
 
     def __post_init__(self) -> None:
+        if self.server not in servers.SERVERS:
+            raise StackError(
+                f"unknown server {self.server!r}; servers are {', '.join(servers.SERVERS)}"
+            )
         for role, count in self.replicas.items():
-            if role not in ROLE_APPS:
-                raise StackError(f"unknown role {role!r}; roles are {', '.join(ROLE_APPS)}")
+            if role not in ROLE_PORT_OFFSETS:
+                raise StackError(f"unknown role {role!r}; roles are {', '.join(ROLE_PORT_OFFSETS)}")
             if count < 0:
                 raise StackError(f"replica count for {role} must be 0 or more, got {count}")
 
@@ -104,6 +107,10 @@ class LocalStack:
 
     def start(self) -> None:
         self._check_binaries()
+        try:
+            servers.check_installed(self.config.server)
+        except ConfigError as error:
+            raise StackError(str(error)) from error
         self._check_ports()
         for sub in ("logs", "redis", "gateway/temp"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -116,7 +123,7 @@ class LocalStack:
                 from authscale.tokens.keys.command import ensure_signing_key
 
                 ensure_signing_key(self.run_dir / "keys")
-            for role in ROLE_APPS:
+            for role in ROLE_PORT_OFFSETS:
                 for index in range(1, self.config.replicas.get(role, 0) + 1):
                     self._launch(self._replica_spec(role, index))
             self.write_gateway_config()
@@ -204,33 +211,14 @@ class LocalStack:
         )
 
     def _replica_spec(self, role: str, index: int) -> ProcessSpec:
-        app, offset = ROLE_APPS[role]
-        port = self._port(offset + index)
+        port = self._port(ROLE_PORT_OFFSETS[role] + index)
         name = f"{role}-{index}"
-        env = self._replica_env(role, name)
         return ProcessSpec(
             name=name,
             role=role,
-            argv=[
-                sys.executable,
-                "-m",
-                "hypercorn",
-                "--bind",
-                f"{self.config.host}:{port}",
-                # Longer than nginx's upstream keepalive, so nginx never reuses a connection
-                # that the replica is closing at that very moment.
-                "--keep-alive",
-                "75",
-                "--graceful-timeout",
-                "10",
-                # Serve in this process. Hypercorn's default spawns one worker that installs no
-                # SIGTERM handler of its own: stopping the process group killed it mid-response
-                # (a 200 with an empty body, seen in a rolling restart) instead of draining.
-                "--workers",
-                "0",
-                app,
-            ],
-            env=env,
+            # `authscale serve` becomes the server (exec): the pid recorded is the replica's.
+            argv=servers.command_line(self.config.server, role, self.config.host, port),
+            env=self._replica_env(role, name),
             log_file=self.run_dir / "logs" / f"{name}.log",
             port=port,
             ready_url=f"http://{self.config.host}:{port}/readyz",

@@ -17,7 +17,7 @@ from authscale.lab.stack.gateway import (
     kubernetes_config,
     render,
 )
-from authscale.lab.stack.local import ROLE_APPS, StackConfig, gateway_config
+from authscale.lab.stack.local import ROLE_PORT_OFFSETS, StackConfig, gateway_config
 
 TARGETS = ("local", *RENDERED_COPIES)
 
@@ -28,10 +28,10 @@ def local_config() -> GatewayConfig:
     base = stack.base_port or 8100
     upstreams = {
         role: [
-            f"{stack.host}:{base + ROLE_APPS[role][1] + index}"
+            f"{stack.host}:{base + ROLE_PORT_OFFSETS[role] + index}"
             for index in range(1, stack.replicas.get(role, 0) + 1)
         ]
-        for role in ROLE_APPS
+        for role in ROLE_PORT_OFFSETS
     }
     return gateway_config(stack, stack.run_dir.resolve(), upstreams)
 

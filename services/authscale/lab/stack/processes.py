@@ -126,13 +126,20 @@ def stop_all(
     """Signal every (pid, start ticks) still ours at once, so they drain in parallel; wait up to
     ``timeout``, then SIGKILL what is left. True if all stopped.
 
-    Each child leads its own process group (``start`` gives it a session), and the whole group
-    is signalled, so nothing a child spawned (nginx's workers; a Hypercorn worker, were replicas
-    not run with ``--workers 0``) is left behind, orphaned and still listening, after a SIGKILL.
+    Each child leads its own process group (``start`` gives it a session). Any other signal than
+    SIGKILL goes to the leader alone, as a container's runtime sends it to PID 1: a server with
+    workers (Granian's main process, nginx's master) then stops them in order and they drain;
+    a Granian worker signalled directly dropped its requests in flight. SIGKILL, and the
+    SIGKILL after ``timeout``, go to the whole group, and the wait is for the whole group, so
+    nothing a child spawned is left behind, orphaned and still listening.
     """
     groups = [pid for pid, ticks in targets if is_same_process(pid, ticks)]
     for group in groups:
-        _signal_group(group, sig)
+        if sig == signal.SIGKILL:
+            _signal_group(group, sig)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(group, sig)
     deadline = time.monotonic() + timeout
     pending = list(groups)
     while pending and time.monotonic() < deadline:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from authscale.core import servers
 from authscale.lab.stack import local as stack
 from authscale.lab.stack import rundir
 from authscale.lab.stack.local import LocalStack, StackConfig
@@ -32,6 +33,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     up.add_argument("--login-rate", default="10r/s", help="nginx limit on logins per client")
     up.add_argument("--login-burst", type=int, default=20)
+    up.add_argument(
+        "--server",
+        choices=sorted(servers.SERVERS),
+        default=os.environ.get(servers.SERVER_VARIABLE) or servers.DEFAULT_SERVER,
+        help=f"the ASGI server of every replica (default {servers.DEFAULT_SERVER}, "
+        f"or ${servers.SERVER_VARIABLE}); uvicorn and granian need authscale[uvicorn] / [granian]",
+    )
     up.add_argument("--no-demo-user", action="store_true", help="do not create admin/password123")
     up.add_argument("--detach", action="store_true", help="start, then return; stop with down")
     _run_dir_option(up)
@@ -68,6 +76,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         login_rate=args.login_rate,
         login_burst=args.login_burst,
         demo_user=not args.no_demo_user,
+        server=args.server,
     )
 
 
@@ -139,6 +148,7 @@ def summary(local: LocalStack) -> str:
         "",
         "authscale local stack is up",
         f"  gateway   {gateway}",
+        f"  server    {local.config.server} (every replica)",
     ]
     for role in ("session", "token", "issuer"):
         urls = local.replica_urls(role)
