@@ -10,6 +10,7 @@ import json
 import logging
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,16 @@ def _pythonpath() -> dict[str, str]:
     import authscale
 
     return {"PYTHONPATH": str(Path(authscale.__file__).parents[1])}
+
+
+def test_a_restarted_replica_reuses_its_log_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    env = {"AUTHSCALE_REPLICA_ID": "session-1"}
+    first = servers.write_log_config("session", env)
+    assert servers.write_log_config("session", env) == first
+    assert servers.write_log_config("session", {"AUTHSCALE_REPLICA_ID": "session-2"}) != first
+    assert len(list(first.parent.iterdir())) == 2
+    assert first.parent.stat().st_mode & 0o777 == 0o700

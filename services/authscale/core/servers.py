@@ -23,9 +23,12 @@ The command replaces itself with the server (``exec``): the replica's pid is the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import importlib.util
 import json
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -122,9 +125,27 @@ def write_log_config(role: str, env: Mapping[str, str]) -> Path:
     """The servers' logging as a dictConfig file: the app's JSON lines from the first one on."""
     replica = env.get(f"{PREFIX}REPLICA_ID") or default_replica_id()
     level = env.get(f"{PREFIX}LOG_LEVEL", "INFO").upper()
-    # A private directory under TMPDIR (a tmpfs in the image, which is read-only elsewhere).
-    path = Path(tempfile.mkdtemp(prefix="authscale-serve-")) / "logging.json"
-    path.write_text(json.dumps(logging_config(role, replica, level)))
+    text = json.dumps(logging_config(role, replica, level), sort_keys=True)
+    # Named after its content in a private directory under TMPDIR (a tmpfs in the image, which
+    # is read-only elsewhere): a replica restarted with the same settings reuses its file, so
+    # restarts leave no trail of files (the server replaces this process and cannot clean up).
+    path = _private_dir() / f"logging-{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.is_file():
+        staged = path.with_suffix(f".{os.getpid()}.tmp")
+        staged.write_text(text)
+        staged.replace(path)
+    return path
+
+
+def _private_dir() -> Path:
+    """TMPDIR/authscale-serve-<uid>, made 0700 and checked to be this user's own directory."""
+    path = Path(tempfile.gettempdir()) / f"authscale-serve-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    found = os.lstat(path)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.getuid() or found.st_mode & 0o077:
+        # Someone else's, or a link: never write there; a fresh private directory instead.
+        return Path(tempfile.mkdtemp(prefix="authscale-serve-"))
     return path
 
 
