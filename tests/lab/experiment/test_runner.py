@@ -51,6 +51,31 @@ def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
     assert not (stack / "redis").exists() and not (stack / "keys").exists()
 
 
+@pytest.mark.lab
+def test_two_servers_are_measured_side_by_side_in_one_run(tmp_path: Path) -> None:
+    config = experiment.ExperimentConfig(
+        variants=("session",),
+        replicas=(1,),
+        servers=("hypercorn", "uvicorn"),
+        users=2,
+        warm_up=1,
+        seconds=2,
+        results_dir=tmp_path,
+        env={"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"},
+    )
+    lines: list[str] = []
+    out = experiment.run_experiment(config, lines.append)
+    assert lines[0].startswith("cell 1/2: session on hypercorn x1")
+    assert any(line.startswith("cell 2/2: session on uvicorn x1") for line in lines)
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert [row.rsplit(",", 1)[1] for row in summary[1:]] == ["hypercorn", "uvicorn"]
+    report = (out / "report.md").read_text()
+    assert "## Servers side by side" in report
+    assert "| session | 1 | uvicorn |" in report
+    # Each server's replica logged under its own cell.
+    assert (out / "stacks" / "session-1-uvicorn" / "logs" / "session-1.log").is_file()
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -59,7 +59,7 @@ def fit(results: Sequence[CellResult]) -> dict[str, Costs]:
     by_variant: dict[str, list[CellResult]] = {}
     for result in results:
         if result.requests:
-            by_variant.setdefault(result.variant, []).append(result)
+            by_variant.setdefault(result.series, []).append(result)
     costs = {}
     for variant, cells in by_variant.items():
         components = {name for cell in cells for name in cell.cpu_seconds if name != "others"}
@@ -111,12 +111,12 @@ def check(results: Sequence[CellResult], costs: Mapping[str, Costs]) -> list[Che
     """Each measured cell against the model, given the cores other tenants left free in it."""
     checks = []
     for result in results:
-        if result.variant not in costs or not result.seconds:
+        if result.series not in costs or not result.seconds:
             continue
         free = result.cores - result.cpu_seconds.get("others", 0.0) / result.seconds
-        prediction = predict(costs[result.variant], result.replicas, free)
+        prediction = predict(costs[result.series], result.replicas, free)
         checks.append(
-            Check(result.variant, result.replicas, result.rate, prediction.rate, prediction.bound)
+            Check(result.series, result.replicas, result.rate, prediction.rate, prediction.bound)
         )
     return checks
 

@@ -1,10 +1,11 @@
-"""A cell of an experiment (a variant at a replica count) and what was measured in it."""
+"""A cell of an experiment (a variant at a replica count, on a server) and what it measured."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from authscale.core.servers import DEFAULT_SERVER
 from authscale.lab.load import LocustFigures
 from authscale.lab.measure import commandstats
 from authscale.lab.measure.cpu import CpuSample
@@ -26,19 +27,42 @@ class Variant:
 class Cell:
     variant: Variant
     replicas: int
+    server: str = DEFAULT_SERVER
+    #: Whether the run measures more than one server, so names must tell the servers apart.
+    named_server: bool = False
+
+    @property
+    def series(self) -> str:
+        """What the capacity model and the plots group by: the variant, on its server if several."""
+        return f"{self.variant.name} on {self.server}" if self.named_server else self.variant.name
 
     @property
     def label(self) -> str:
-        return f"{self.variant.name} x{self.replicas}"
+        return f"{self.series} x{self.replicas}"
 
     @property
     def slug(self) -> str:
-        return f"{self.variant.name}-{self.replicas}"
+        suffix = f"-{self.server}" if self.named_server else ""
+        return f"{self.variant.name}-{self.replicas}{suffix}"
 
     def stack_replicas(self, issuers: int) -> dict[str, int]:
         if self.variant.role == "token":
             return {"token": self.replicas, "issuer": issuers}
         return {self.variant.role: self.replicas}
+
+
+def grid(
+    variants: Sequence[Variant], replicas: Sequence[int], servers: Sequence[str]
+) -> list[Cell]:
+    """Every variant at every replica count on every server, servers innermost so that the
+    servers' cells of one variant and count run back to back, under the same machine load."""
+    named = len(servers) > 1
+    return [
+        Cell(variant, count, server, named)
+        for variant in variants
+        for count in replicas
+        for server in servers
+    ]
 
 
 @dataclass(frozen=True)
@@ -60,6 +84,13 @@ class CellResult:
     cores: float
     redis_calls: Mapping[str, int]
     by_name: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    server: str = DEFAULT_SERVER
+    #: The cell's :attr:`Cell.series`: the variant, with its server when several were measured.
+    series: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.series:
+            object.__setattr__(self, "series", self.variant)
 
     @property
     def rate(self) -> float:
@@ -107,6 +138,8 @@ class CellResult:
             cores=usage.machine_total / seconds if seconds > 0 else 0.0,
             redis_calls=commandstats.delta(start[1], stop[1]),
             by_name=figures.by_name,
+            server=cell.server,
+            series=cell.series,
         )
 
 

@@ -31,7 +31,7 @@ def write_all(out: Path, results: Sequence[CellResult], costs: Mapping[str, Cost
 def _by_variant(results: Sequence[CellResult]) -> dict[str, list[CellResult]]:
     grouped: dict[str, list[CellResult]] = {}
     for result in results:
-        grouped.setdefault(result.variant, []).append(result)
+        grouped.setdefault(result.series, []).append(result)
     return {name: sorted(cells, key=lambda c: c.replicas) for name, cells in grouped.items()}
 
 
@@ -100,7 +100,7 @@ def p95_vs_replicas(path: Path, results: Sequence[CellResult]) -> Path:
 def cpu_per_request(path: Path, results: Sequence[CellResult]) -> Path:
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(max(7, 0.8 * len(results) + 2), 4.8), dpi=120)
-    labels = [f"{r.variant}\nx{r.replicas}" for r in results]
+    labels = [f"{r.series}\nx{r.replicas}" for r in results]
     bottoms = [0.0] * len(results)
     for component in COMPONENTS:
         heights = [r.cpu_per_request(component) * 1e6 for r in results]

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from authscale.lab.experiment import capacity
+from authscale.lab.experiment import capacity, server_table
 from authscale.lab.experiment.cells import COMPONENTS, CellResult
 from authscale.lab.measure import machine
 
@@ -78,6 +78,7 @@ def summary_row(result: CellResult) -> dict[str, object]:
     )
     row["redis_calls_per_request"] = round(result.redis_calls_per_request, 3)
     row["redis_calls"] = " ".join(f"{k}={v}" for k, v in sorted(result.redis_calls.items()))
+    row["server"] = result.server
     return row
 
 
@@ -135,7 +136,7 @@ def markdown(
         ],
         [
             [
-                r.variant,
+                r.series,
                 r.replicas,
                 f"{r.rate:,.0f}",
                 f"{r.p50_ms:g}",
@@ -159,7 +160,7 @@ def markdown(
         ["variant", "replicas", "replicas' CPU", *shown],
         [
             [
-                r.variant,
+                r.series,
                 r.replicas,
                 f"{r.cpu_per_request(r.role) * 1e6:,.0f}",
                 *[f"{r.cpu_per_request(c) * 1e6:,.0f}" for c in shown],
@@ -173,6 +174,7 @@ def markdown(
         "(other tenants of a shared machine); it is reported, and the model subtracts it from",
         "the cores, but it is not a cost of either variant.",
     ]
+    lines += server_table.section(results)
     lines += _model_section(results, costs, checks)
     if figures:
         lines += ["", "## Plots", ""]

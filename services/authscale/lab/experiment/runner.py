@@ -22,7 +22,7 @@ from authscale.core.servers import SERVERS
 from authscale.lab import load, run
 from authscale.lab.backend import Backend, Sample, Stack, StackPlan
 from authscale.lab.experiment import report
-from authscale.lab.experiment.cells import Cell, CellResult, Variant
+from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
@@ -49,9 +49,16 @@ class ExperimentConfig(run.RunConfig):
     weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     locust_processes: int = 1
     issuer_replicas: int = 1
+    #: Servers measured side by side, each at every cell; empty means just ``server``.
+    servers: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        unknown_servers = [name for name in self.servers if name not in SERVERS]
+        if unknown_servers:
+            raise StackError(
+                f"unknown server {', '.join(unknown_servers)}; servers are {', '.join(SERVERS)}"
+            )
         unknown = [name for name in self.variants if name not in VARIANTS]
         if unknown:
             raise StackError(
@@ -70,6 +77,7 @@ class ExperimentConfig(run.RunConfig):
             "backend": self.backend,
             "variants": ", ".join(self.variants),
             "replicas": ", ".join(str(n) for n in self.replicas),
+            "servers": ", ".join(self.measured_servers),
             "issuer replicas (token variants)": str(self.issuer_replicas),
             "simulated users": f"{self.users}, no think time, one seeded account each",
             "warm-up, then measured window": f"{self.warm_up:g} s, then {self.seconds:g} s",
@@ -80,8 +88,13 @@ class ExperimentConfig(run.RunConfig):
             "argon2id": "defaults (19 MiB, 2 passes): logins happen in the warm-up only",
         }
 
+    @property
+    def measured_servers(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.servers)) or (self.server,)
+
     def cells(self) -> list[Cell]:
-        return [Cell(VARIANTS[name], count) for name in self.variants for count in self.replicas]
+        variants = [VARIANTS[name] for name in self.variants]
+        return grid(variants, self.replicas, self.measured_servers)
 
     def stack_plan(self, cell: Cell, out: Path) -> StackPlan:
         return StackPlan(
@@ -92,7 +105,7 @@ class ExperimentConfig(run.RunConfig):
             ready_timeout=self.ready_timeout,
             # On compose a variant's project is rescaled from one cell to the next.
             family=cell.variant.name,
-            server=self.server,
+            server=cell.server,
         )
 
 
@@ -264,6 +277,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=run.RunConfig.server,
         help="the ASGI server of every replica (default %(default)s)",
     )
+    parser.add_argument(
+        "--servers",
+        type=_names,
+        default=ExperimentConfig.servers,
+        help="scaling: comma-separated servers measured side by side in one run, e.g. "
+        "hypercorn,uvicorn,granian (default: just --server)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -310,6 +330,7 @@ def _run(args: argparse.Namespace) -> int:
             warm_up=args.warm_up,
             weights=args.weights,
             locust_processes=args.locust_processes,
+            servers=args.servers,
             **shared,
         )
         run_experiment(config)
