@@ -63,10 +63,11 @@ system-deps:
 
 venv: $(VENV)/.installed
 
+# The optional servers too: the tests run every role on Hypercorn, uvicorn and Granian.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,loadtest]'
+	$(BIN)/pip install -q -e '.[dev,loadtest,uvicorn,granian]'
 	touch $@
 
 clean:
