@@ -93,6 +93,14 @@ class Environ:
         return None if value is None else Path(value)
 
     @staticmethod
+    def ordered(smaller: str, small: float, larger: str, large: float) -> None:
+        """Refuse a pair of settings where ``smaller`` exceeds ``larger``, naming both."""
+        if small > large:
+            raise ConfigError(
+                f"{PREFIX}{smaller} ({small:g}) must not exceed {PREFIX}{larger} ({large:g})."
+            )
+
+    @staticmethod
     def _check_range(name: str, number: float, minimum: float, maximum: float | None) -> None:
         if number < minimum:
             raise ConfigError(f"{PREFIX}{name} must be at least {minimum}, got {number}.")
@@ -192,11 +200,7 @@ class SessionSettings:
     def from_environ(cls, env: Environ) -> SessionSettings:
         idle = env.seconds("SESSION_IDLE_TIMEOUT", cls.idle_timeout, minimum=1)
         absolute = env.seconds("SESSION_ABSOLUTE_TIMEOUT", cls.absolute_timeout, minimum=1)
-        if idle > absolute:
-            raise ConfigError(
-                f"{PREFIX}SESSION_IDLE_TIMEOUT ({idle:g}) must not exceed "
-                f"{PREFIX}SESSION_ABSOLUTE_TIMEOUT ({absolute:g})."
-            )
+        env.ordered("SESSION_IDLE_TIMEOUT", idle, "SESSION_ABSOLUTE_TIMEOUT", absolute)
         return cls(
             idle_timeout=idle,
             absolute_timeout=absolute,

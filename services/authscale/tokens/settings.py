@@ -91,11 +91,7 @@ class RefreshSettings:
     def from_environ(cls, env: Environ) -> RefreshSettings:
         token = env.seconds("REFRESH_TOKEN_LIFETIME", cls.token_lifetime, minimum=1)
         family = env.seconds("REFRESH_FAMILY_LIFETIME", cls.family_lifetime, minimum=1)
-        if token > family:
-            raise ConfigError(
-                f"{PREFIX}REFRESH_TOKEN_LIFETIME ({token:g}) must not exceed "
-                f"{PREFIX}REFRESH_FAMILY_LIFETIME ({family:g})."
-            )
+        env.ordered("REFRESH_TOKEN_LIFETIME", token, "REFRESH_FAMILY_LIFETIME", family)
         return cls(
             token_lifetime=token,
             family_lifetime=family,
@@ -161,11 +157,7 @@ def timing(env: Environ) -> tuple[float, float, float]:
     minimum = env.seconds(
         "JWKS_MIN_REFETCH_INTERVAL", JwksSettings.min_refetch_interval, minimum=0.1
     )
-    if minimum > interval:
-        raise ConfigError(
-            f"{PREFIX}JWKS_MIN_REFETCH_INTERVAL ({minimum:g}) must not exceed "
-            f"{PREFIX}JWKS_REFRESH_INTERVAL ({interval:g})."
-        )
+    env.ordered("JWKS_MIN_REFETCH_INTERVAL", minimum, "JWKS_REFRESH_INTERVAL", interval)
     timeout = env.seconds("JWKS_FETCH_TIMEOUT", JwksSettings.fetch_timeout, minimum=0.1, maximum=30)
     return interval, minimum, timeout
 
