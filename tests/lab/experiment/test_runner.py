@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,17 +15,23 @@ from authscale.lab.stack.processes import StackError
 REPO = Path(__file__).resolve().parents[3]
 
 
+def tiny_config(tmp_path: Path, **overrides: Any) -> experiment.ExperimentConfig:
+    """One session cell of two users for two seconds, with cheap password hashing."""
+    settings: dict[str, Any] = {
+        "variants": ("session",),
+        "replicas": (1,),
+        "users": 2,
+        "warm_up": 1,
+        "seconds": 2,
+        "results_dir": tmp_path,
+        "env": {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"},
+    }
+    return experiment.ExperimentConfig(**{**settings, **overrides})
+
+
 @pytest.mark.lab
 def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
-    config = experiment.ExperimentConfig(
-        variants=("session",),
-        replicas=(1,),
-        users=2,
-        warm_up=1,
-        seconds=2,
-        results_dir=tmp_path,
-        env={"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"},
-    )
+    config = tiny_config(tmp_path)
     lines: list[str] = []
     out = experiment.run_experiment(config, lines.append)
     assert lines[0].startswith("cell 1/1: session x1")
@@ -53,16 +60,7 @@ def test_one_tiny_cell_writes_a_complete_results_folder(tmp_path: Path) -> None:
 
 @pytest.mark.lab
 def test_two_servers_are_measured_side_by_side_in_one_run(tmp_path: Path) -> None:
-    config = experiment.ExperimentConfig(
-        variants=("session",),
-        replicas=(1,),
-        servers=("hypercorn", "uvicorn"),
-        users=2,
-        warm_up=1,
-        seconds=2,
-        results_dir=tmp_path,
-        env={"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"},
-    )
+    config = tiny_config(tmp_path, servers=("hypercorn", "uvicorn"))
     lines: list[str] = []
     out = experiment.run_experiment(config, lines.append)
     assert lines[0].startswith("cell 1/2: session on hypercorn x1")
