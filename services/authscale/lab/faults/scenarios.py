@@ -106,14 +106,17 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
     killed = ("session-1", "token-1")
     back: dict[str, float | None] = {}
     dead: dict[str, bool] = {}
+    kill_window: list[float] = []
     with Probes(run.stack.gateway_url, run.probe_accounts) as probes:
 
         def fault() -> None:
             probes.log_in()
             run.mark("session-1, token-1 killed")
             urls = {name: run.stack.replicas()[name] for name in killed}
+            kill_window.append(time.time())
             for name in killed:
                 run.stack.kill(name)
+            kill_window.append(time.time())
             dead.update({name: http_status(f"{url}/healthz") is None for name, url in urls.items()})
             time.sleep(run.config.outage)
             run.mark("restarting")
@@ -126,7 +129,7 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
         after_session = probes.session_statuses()
         after_token = probes.token_statuses()
     idempotent = timeline.select(names=IDEMPOTENT)
-    cut_off = _cut_off_by(run.marks, idempotent)
+    cut_off = _cut_off_by(kill_window, idempotent)
     failed = Timeline.failed(idempotent) - cut_off
     result.checks = [
         Check(
@@ -281,18 +284,24 @@ ROTATION_ENV = {
 }
 
 
-def _cut_off_by(marks: list[tuple[float, str]], rows: list[Row]) -> int:
+def _cut_off_by(kill_window: list[float], rows: list[Row]) -> int:
     """Failed 200s in the seconds of a kill: responses whose headers had passed the gateway.
 
     nginx hands a replica's status and headers on as soon as they arrive; a SIGKILL before the
     body leaves a 200 with a short body, which no gateway can retry, having begun the answer.
     Requests the killed replica had not begun to answer are retried, and must not fail.
+    Locust counts a request in the second it began, so the window opens two seconds before the
+    first kill (a request in flight at the kill began before it, on two shared cores up to a
+    second or more) and closes a second after the last kill returned (`docker kill` and its
+    wait take a second or more per container, so one mark is not enough).
     """
-    kills = [int(when) for when, label in marks if label.endswith("killed")]
+    if not kill_window:
+        return 0
+    first, last = int(min(kill_window)) - 2, int(max(kill_window)) + 1
     return sum(
         row.count
         for row in rows
-        if row.failed and row.status == 200 and any(k <= row.second <= k + 1 for k in kills)
+        if row.failed and row.status == 200 and first <= row.second <= last
     )
 
 
