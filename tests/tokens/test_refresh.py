@@ -202,3 +202,15 @@ async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_ser
     with redis_server.client() as client:
         total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
     assert total / 10 <= 600
+
+
+async def test_another_tag_on_a_real_refresh_token_finds_nothing(store):
+    """The tag routes to a Redis Cluster slot; the family is keyed by tag and handle together."""
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice", epoch=0)
+    _, handle, secret = issued.token.split(".")
+    for other in ("0000", "ffff", user_tag("bob")):
+        forged = f"{other}.{handle}.{secret}"
+        assert await refused(refreshing, forged) == "unknown"
+        assert not await refreshing.revoke_token(forged)
+    assert (await refreshing.rotate(issued.token)).family == issued.family
