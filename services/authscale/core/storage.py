@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import time
+import traceback
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -55,7 +57,18 @@ _OUR_BUG = (redis_errors.ClusterCrossSlotError, redis_errors.CrossSlotTransactio
 def _unavailable(error: BaseException) -> bool:
     if isinstance(error, _OUR_BUG) or "same key slot" in str(error):
         return False
-    return isinstance(error, UNAVAILABLE)
+    return isinstance(error, UNAVAILABLE) or _closed_under_the_client(error)
+
+
+def _closed_under_the_client(error: BaseException) -> bool:
+    """redis-py 8.1's asyncio client writing on a connection closed under it (by the server, or by
+    its own cluster client's reinitialization) raises AttributeError or TypeError from inside its
+    connection code instead of ConnectionError (redis/redis-py#4287). It is a lost connection, so
+    a 503, when the error comes from redis-py's own frames; anywhere else it stays a bug."""
+    if not isinstance(error, AttributeError | TypeError) or error.__traceback__ is None:
+        return False
+    *_, last = traceback.extract_tb(error.__traceback__)
+    return f"{os.sep}redis{os.sep}asyncio{os.sep}" in last.filename
 
 
 class RedisStore:
@@ -68,6 +81,8 @@ class RedisStore:
         self._batch = _Batch(self)
         # Only a cluster needs it: a single Redis's blocking pool already waits.
         self._free: asyncio.Semaphore | None = None
+        self._topology_known = False
+        self._learning_topology = asyncio.Lock()
 
     @property
     def client(self) -> Any:
@@ -120,6 +135,7 @@ class RedisStore:
         if not self.cluster:
             await self._client.connection_pool.disconnect()
         self._client = None
+        self._topology_known = False
 
     @contextlib.asynccontextmanager
     async def connection_slot(self) -> AsyncIterator[None]:
@@ -127,8 +143,23 @@ class RedisStore:
         if self._free is None:
             yield
             return
+        if not self._topology_known:
+            await self._learn_topology()
         async with self._free:
             yield
+
+    async def _learn_topology(self) -> None:
+        """Ask the cluster for its slots once, before any command goes out.
+
+        redis-py's cluster client learns its topology on first use; a burst of first commands
+        (a replica's first requests) would each start opening node connections while it does, and
+        its reinitialization closes them under each other: tens of thousands of reconnects and
+        failed requests in a trial of 64 concurrent logins, none after one call up front.
+        """
+        async with self._learning_topology:
+            if not self._topology_known:
+                await self.client.initialize()
+                self._topology_known = True
 
     @asynccontextmanager
     async def reaching(self, operation: str) -> AsyncIterator[Any]:
