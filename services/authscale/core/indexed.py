@@ -10,7 +10,8 @@ families per user), so a script never declares more than the cap.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from authscale.core.errors import DependencyUnavailable
@@ -20,6 +21,14 @@ STALE = "stale"
 #: Reads of an index that keeps changing before giving up with a 503: only a user logging in and
 #: out in a tight loop, in parallel, could cause one retry, let alone four.
 ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """What one script is run with: a request's, or one of many in the lab's bulk fill."""
+
+    keys: Sequence[str]
+    args: Sequence[str | int]
 
 
 def index_guard(index: str, count_at: int) -> str:

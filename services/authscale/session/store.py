@@ -16,9 +16,11 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from authscale.core.indexed import guarded, index_guard
+from authscale.core.indexed import ScriptCall, guarded, index_guard
 from authscale.core.settings import SessionSettings
 from authscale.core.slots import TAG_PATTERN, braced, user_keyspace, user_tag
 from authscale.core.storage import RedisStore
@@ -33,7 +35,8 @@ SESSION_ID_PATTERN = re.compile(rf"({TAG_PATTERN})\.[A-Za-z0-9_-]{{43}}")
 # KEYS: session, index, user, then the index's members (session keys) as read before.
 # ARGV: value, idle ms, absolute ms, epoch, cap, the number of members, the members.
 # Nothing is created when the user's password changed since the login read it.
-_CREATE = (
+#: Public for the lab's state-growth run, which fills Redis with it in bulk.
+CREATE_SCRIPT = (
     epoch_check("KEYS[3]", "ARGV[4]")
     + index_guard("KEYS[2]", 6)
     + """
@@ -93,36 +96,49 @@ class Sessions:
         self._redis = redis
         self._settings = settings
 
-    async def create(self, username: str, *, epoch: int) -> Session:
-        """A new session, or :class:`StaleLogin` when the password changed since ``epoch``."""
-        session = Session(
+    def new(self, username: str) -> Session:
+        """A session not yet stored: :meth:`create` stores it."""
+        return Session(
             id=f"{user_tag(username)}.{secrets.token_urlsafe(32)}",
             username=username,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=time.time() + self._settings.absolute_timeout,
         )
-        key = session_key(session.id)
-        value = json.dumps({"u": username, "c": session.csrf_token, "x": session.expires_at})
-        index = index_key(username)
+
+    def creation(self, session: Session, *, epoch: int, members: Sequence[str]) -> ScriptCall:
+        """How :data:`CREATE_SCRIPT` stores ``session``, its user's index holding ``members``."""
+        value = json.dumps(
+            {"u": session.username, "c": session.csrf_token, "x": session.expires_at}
+        )
+        return ScriptCall(
+            keys=[
+                session_key(session.id),
+                index_key(session.username),
+                user_key(session.username),
+                *members,
+            ],
+            args=[
+                value,
+                _ms(self._settings.idle_timeout),
+                _ms(self._settings.absolute_timeout),
+                epoch,
+                self._settings.per_user,
+                len(members),
+                *members,
+            ],
+        )
+
+    async def create(self, username: str, *, epoch: int) -> Session:
+        """A new session, or :class:`StaleLogin` when the password changed since ``epoch``."""
+        session = self.new(username)
         async with self._redis.reaching("session_create") as redis:
-            script = redis.register_script(_CREATE)
-            created = await guarded(
-                redis,
-                index,
-                lambda members: script(
-                    keys=[key, index, user_key(username), *members],
-                    args=[
-                        value,
-                        _ms(self._settings.idle_timeout),
-                        _ms(self._settings.absolute_timeout),
-                        epoch,
-                        self._settings.per_user,
-                        len(members),
-                        *members,
-                    ],
-                ),
-                what="session_create",
-            )
+            script = redis.register_script(CREATE_SCRIPT)
+
+            def store(members: list[str]) -> Any:
+                call = self.creation(session, epoch=epoch, members=members)
+                return script(keys=call.keys, args=call.args)
+
+            created = await guarded(redis, index_key(username), store, what="session_create")
         if created is None:
             raise StaleLogin()
         return session

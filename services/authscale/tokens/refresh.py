@@ -35,9 +35,11 @@ import base64
 import hashlib
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from authscale.core.indexed import guarded, index_guard
+from authscale.core.indexed import ScriptCall, guarded, index_guard
 from authscale.core.metrics import REFRESH_OUTCOMES
 from authscale.core.slots import TAG_PATTERN, braced, user_keyspace, user_tag
 from authscale.core.storage import RedisStore
@@ -75,7 +77,8 @@ end
 # index as read before. ARGV: fid, user, family ms, token ms, access ms, csrf hash ('' for body
 # mode), secret hash, families per user, the epoch the login read, the number of families in the
 # index, their ids.
-_START = (
+#: Public for the lab's state-growth run, which fills Redis with it in bulk.
+START_SCRIPT = (
     _LUA_HEADER
     + epoch_check("KEYS[3]", "ARGV[9]")
     + index_guard("KEYS[2]", 10)
@@ -176,7 +179,7 @@ def user_index_key(username: str) -> str:
     return user_keyspace("user-refresh-families", username)
 
 
-def _family_keys(tag: str, families: list[str]) -> list[str]:
+def _family_keys(tag: str, families: Sequence[str]) -> list[str]:
     """A family key and a denylist marker per family, in order: what a walk of an index touches."""
     return [key for fid in families for key in (family_key(tag, fid), denied_family_key(tag, fid))]
 
@@ -196,6 +199,17 @@ class IssuedRefreshToken:
         return f"IssuedRefreshToken(family={self.family!r}, username={self.username!r})"
 
 
+@dataclass(frozen=True)
+class NewFamily:
+    username: str
+    tag: str
+    handle: str
+    family: str
+
+    def __repr__(self) -> str:  # the handle is half of every token of the family
+        return f"NewFamily(family={self.family!r}, username={self.username!r})"
+
+
 class RefreshRefused(Exception):
     """The refresh token cannot be used; ``outcome`` says why (for logs and metrics only)."""
 
@@ -211,6 +225,43 @@ class RefreshTokens:
         #: How long a revoked family's access tokens can live on: its denylist marker's lifetime.
         self._access_retention = access_retention
 
+    def new_family(self, username: str) -> NewFamily:
+        """A family not yet stored: :meth:`start` stores it."""
+        handle = secrets.token_urlsafe(16)
+        return NewFamily(username, user_tag(username), handle, family_of(handle))
+
+    def start_call(
+        self,
+        new: NewFamily,
+        secret: str,
+        *,
+        epoch: int,
+        csrf: str | None,
+        families: Sequence[str],
+    ) -> ScriptCall:
+        """How :data:`START_SCRIPT` stores ``new``, its user's index holding ``families``."""
+        return ScriptCall(
+            keys=[
+                family_key(new.tag, new.family),
+                user_index_key(new.username),
+                user_key(new.username),
+                *_family_keys(new.tag, families),
+            ],
+            args=[
+                new.family,
+                new.username,
+                _ms(self._settings.family_lifetime),
+                _ms(self._settings.token_lifetime),
+                _ms(self._access_retention),
+                csrf_hash(csrf) if csrf is not None else "",
+                secret_hash(secret),
+                self._settings.families_per_user,
+                epoch,
+                len(families),
+                *families,
+            ],
+        )
+
     async def start(
         self, username: str, *, epoch: int, csrf: str | None = None
     ) -> IssuedRefreshToken:
@@ -218,45 +269,21 @@ class RefreshTokens:
 
         :class:`StaleLogin` when the user's password changed since the login read ``epoch``.
         """
-        tag, handle, secret = (
-            user_tag(username),
-            secrets.token_urlsafe(16),
-            secrets.token_urlsafe(32),
-        )
-        family = family_of(handle)
-        index = user_index_key(username)
+        new, secret = self.new_family(username), secrets.token_urlsafe(32)
         async with self._redis.reaching("refresh_start") as redis:
-            script = redis.register_script(_START)
+            script = redis.register_script(START_SCRIPT)
+
+            def store(families: list[str]) -> Any:
+                call = self.start_call(new, secret, epoch=epoch, csrf=csrf, families=families)
+                return script(keys=call.keys, args=call.args)
+
             remaining_ms = await guarded(
-                redis,
-                index,
-                lambda families: script(
-                    keys=[
-                        family_key(tag, family),
-                        index,
-                        user_key(username),
-                        *_family_keys(tag, families),
-                    ],
-                    args=[
-                        family,
-                        username,
-                        _ms(self._settings.family_lifetime),
-                        _ms(self._settings.token_lifetime),
-                        _ms(self._access_retention),
-                        csrf_hash(csrf) if csrf is not None else "",
-                        secret_hash(secret),
-                        self._settings.families_per_user,
-                        epoch,
-                        len(families),
-                        *families,
-                    ],
-                ),
-                what="refresh_start",
+                redis, user_index_key(username), store, what="refresh_start"
             )
         if remaining_ms is None:
             raise StaleLogin()
         return IssuedRefreshToken(
-            f"{tag}.{handle}.{secret}", family, username, int(remaining_ms) // 1000
+            f"{new.tag}.{new.handle}.{secret}", new.family, username, int(remaining_ms) // 1000
         )
 
     async def rotate(self, presented: str, *, csrf: str | None = None) -> IssuedRefreshToken:
