@@ -23,6 +23,7 @@ from authscale.lab import load, run
 from authscale.lab.backend import Backend, Sample, Stack, StackPlan
 from authscale.lab.experiment import report
 from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
+from authscale.lab.experiment.state_growth import GrowthConfig, run_state_growth
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
@@ -212,7 +213,7 @@ def _write_timeline(path: Path, samples: Sequence[Sample]) -> None:
 
 #: What ``authscale experiment SCENARIO`` runs: the scaling experiment, every fault scenario
 #: (``faults``), or one of them by its name in :data:`authscale.lab.faults.scenarios.SCENARIOS`.
-SCENARIOS = ("scaling", "faults", *FAULT_SCENARIOS)
+SCENARIOS = ("scaling", "state-growth", "faults", *FAULT_SCENARIOS)
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -284,6 +285,28 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="scaling: comma-separated servers measured side by side in one run, e.g. "
         "hypercorn,uvicorn,granian (default: just --server)",
     )
+    parser.add_argument(
+        "--sizes",
+        type=_counts,
+        default=GrowthConfig.sizes,
+        help="state-growth: signed-in users the store is filled to, rising (default "
+        + ",".join(str(size) for size in GrowthConfig.sizes)
+        + ")",
+    )
+    parser.add_argument(
+        "--redis-shards",
+        type=_counts,
+        default=GrowthConfig.shards,
+        help="state-growth: deployments, 0 for one Redis or a cluster's masters (default "
+        + ",".join(str(shards) for shards in GrowthConfig.shards)
+        + ")",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=GrowthConfig.requests,
+        help="state-growth: requests per route and size (default %(default)s)",
+    )
     parser.set_defaults(run=_run)
 
 
@@ -323,6 +346,20 @@ def _run(args: argparse.Namespace) -> int:
         if sys.argv[1:]
         else "authscale experiment",
     }
+    if args.scenario == "state-growth":
+        if args.backend != "local":
+            raise StackError("state-growth runs on the local backend only (it starts its stacks)")
+        run_state_growth(
+            GrowthConfig(
+                sizes=args.sizes,
+                shards=args.redis_shards,
+                requests=args.requests,
+                server=args.server,
+                results_dir=args.results_dir,
+                command=str(shared["command"]),
+            )
+        )
+        return 0
     if args.scenario == "scaling":
         config = ExperimentConfig(
             variants=args.variants,
