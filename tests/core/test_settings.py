@@ -35,6 +35,13 @@ def test_missing_redis_url_names_the_variable() -> None:
         ("redis://127.0.0.1:6379/0", "carries no password"),
         ("redis://:changeme@127.0.0.1:6379/0", "placeholder password"),
         ("http://:pw-long-enough@127.0.0.1/0", "must start with redis://"),
+        ("redis+cluster://127.0.0.1:7000", "carries no password"),
+        ("redis+cluster://:password@127.0.0.1:7000", "placeholder password"),
+        ("redis+cluster://:pw-long-enough@127.0.0.1:7000/0", "takes no database"),
+        ("redis+cluster://:pw-long-enough@127.0.0.1", "HOST:PORT"),
+        ("redis+cluster://:pw-long-enough@127.0.0.1:7000,", "HOST:PORT"),
+        ("redis+cluster://:pw-long-enough@127.0.0.1:99999", "1-65535"),
+        ("redis+sentinel://:pw-long-enough@127.0.0.1:26379", "must start with redis://"),
     ],
 )
 def test_unsafe_redis_urls_are_refused(url: str, message: str) -> None:

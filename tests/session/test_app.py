@@ -11,6 +11,7 @@ import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from authscale.core.slots import user_tag
 from authscale.session.app import create_app
 from tests.conftest import PASSWORD, add_user, create_user, make_settings, start_redis
 
@@ -81,12 +82,26 @@ async def test_me_returns_the_csrf_token_after_a_reload(client: Client, username
 async def test_a_cookie_planted_before_login_never_becomes_valid(
     client: Client, username: str
 ) -> None:
-    planted = "A" * 43
+    planted = f"{user_tag(username)}.{'A' * 43}"  # well-formed, on the user's own shard
     client.set_cookie("localhost", "__Host-authscale_session", planted)
     await login(client, username)
     assert session_cookie(client) != planted
     attacker = create_test_client_with_cookie(client, planted)
     assert (await attacker.get("/session/dashboard")).status_code == 401
+
+
+async def test_another_tag_on_a_real_session_id_finds_nothing(
+    client: Client, username: str
+) -> None:
+    """The tag routes a lookup to a Redis Cluster slot; the key hashes the whole id, so a session id
+    with its tag changed (to any other user's, or any tag at all) is just an unknown id."""
+    await login(client, username)
+    tag, _, random = session_cookie(client).partition(".")
+    assert tag == user_tag(username)
+    for other in ("0000", "ffff", user_tag("someone-else")):
+        attacker = create_test_client_with_cookie(client, f"{other}.{random}")
+        assert (await attacker.get("/session/dashboard")).status_code == 401
+    assert (await client.get("/session/dashboard")).status_code == 200
 
 
 def session_cookie(client: Client) -> str:

@@ -12,8 +12,10 @@ import pytest
 import redis
 
 from authscale.core.settings import RedisSettings
+from authscale.core.slots import user_tag
 from authscale.core.storage import RedisStore
 from authscale.lab.stack.processes import free_port
+from authscale.login.epoch import user_key
 from authscale.tokens.denylist import ACL_USER, Denylist, acl_line, denied_family_key
 
 ADMIN, TOKEN = "admin-password-for-the-test", "token-password-for-the-test"
@@ -34,8 +36,8 @@ def acl_redis(tmp_path: Path) -> Iterator[int]:
             break
         except redis.ConnectionError:
             time.sleep(0.05)
-    admin.set(denied_family_key("revoked"), "1")
-    admin.hset("user:alice", "password_hash", "secret")
+    admin.set(denied_family_key(user_tag("alice"), "revoked"), "1")
+    admin.hset(user_key("alice"), "password_hash", "secret")
     yield port
     process.terminate()
     process.wait(10)
@@ -46,8 +48,8 @@ async def test_the_denylist_user_reads_the_denylist(acl_redis: int) -> None:
     store.open()
     try:
         await store.ping()
-        assert await Denylist(store).is_denied("revoked")
-        assert not await Denylist(store).is_denied("live")
+        assert await Denylist(store).is_denied("revoked", "alice")
+        assert not await Denylist(store).is_denied("live", "alice")
     finally:
         await store.close()
 
@@ -55,11 +57,11 @@ async def test_the_denylist_user_reads_the_denylist(acl_redis: int) -> None:
 @pytest.mark.parametrize(
     "command",
     [
-        ("GET", "user:alice"),
-        ("HGETALL", "user:alice"),
-        ("EXISTS", "user:alice"),
-        ("SET", denied_family_key("x"), "1"),
-        ("DEL", denied_family_key("revoked")),
+        ("GET", user_key("alice")),
+        ("HGETALL", user_key("alice")),
+        ("EXISTS", user_key("alice")),
+        ("SET", denied_family_key(user_tag("alice"), "x"), "1"),
+        ("DEL", denied_family_key(user_tag("alice"), "revoked")),
         ("KEYS", "*"),
         ("FLUSHALL",),
         ("CONFIG", "GET", "requirepass"),

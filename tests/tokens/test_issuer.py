@@ -161,7 +161,7 @@ async def test_concurrent_refreshes_of_one_token_cannot_both_rotate(strict_issue
 @pytest.mark.parametrize(
     "body",
     [
-        {"refresh_token": "h" * 22 + "." + "x" * 43},
+        {"refresh_token": "abcd." + "h" * 22 + "." + "x" * 43},
         {"refresh_token": "x" * 43},
         {"refresh_token": "é" * 66},
     ],
@@ -301,7 +301,9 @@ async def test_the_issuer_answers_503_when_redis_is_unreachable(issuer_environ):
         )
         assert response.status_code == 503
         assert (
-            await client.post("/token/refresh", json={"refresh_token": "h" * 22 + "." + "z" * 43})
+            await client.post(
+                "/token/refresh", json={"refresh_token": "abcd." + "h" * 22 + "." + "z" * 43}
+            )
         ).status_code == 503
         # The public keys need no Redis.
         assert (await client.get("/.well-known/jwks.json")).status_code == 200

@@ -9,6 +9,7 @@ import pytest
 
 from authscale.core.errors import DependencyUnavailable
 from authscale.core.settings import RedisSettings
+from authscale.core.slots import user_tag
 from authscale.core.storage import RedisStore
 from authscale.login.epoch import StaleLogin, user_key
 from authscale.tokens.denylist import Denylist, denied_family_key
@@ -16,6 +17,7 @@ from authscale.tokens.refresh import RefreshRefused, RefreshTokens, family_key, 
 from authscale.tokens.settings import RefreshSettings
 
 ACCESS_RETENTION = 910.0
+ALICE = user_tag("alice")
 
 
 @pytest.fixture
@@ -75,10 +77,10 @@ async def test_a_family_ends_at_its_absolute_lifetime_however_often_it_rotates(s
 
 async def test_unknown_and_malformed_tokens_are_refused(store):
     refreshing = tokens(store)
-    assert await refused(refreshing, "h" * 22 + "." + "x" * 43) == "unknown"
+    assert await refused(refreshing, "abcd." + "h" * 22 + "." + "x" * 43) == "unknown"
     assert await refused(refreshing, "x" * 43) == "malformed"
     assert await refused(refreshing, "short") == "malformed"
-    assert await refused(refreshing, "h" * 22 + "." + "x" * 42 + "!") == "malformed"
+    assert await refused(refreshing, "abcd." + "h" * 22 + "." + "x" * 42 + "!") == "malformed"
 
 
 async def test_a_cookie_family_rotates_only_with_its_csrf_value(store):
@@ -95,12 +97,12 @@ async def test_revoking_marks_the_family_for_the_denylist(store, redis_server):
     refreshing = tokens(store)
     issued = await refreshing.start("alice", epoch=0)
     denylist = Denylist(store)
-    assert not await denylist.is_denied(issued.family)
+    assert not await denylist.is_denied(issued.family, "alice")
     assert await refreshing.revoke_token(issued.token)
     assert not await refreshing.revoke_token(issued.token)  # once only
-    assert await denylist.is_denied(issued.family)
+    assert await denylist.is_denied(issued.family, "alice")
     with redis_server.client() as client:
-        ttl = client.pttl(denied_family_key(issued.family))
+        ttl = client.pttl(denied_family_key(ALICE, issued.family))
     # The marker outlives the family's last access token, and no longer.
     assert ACCESS_RETENTION * 1000 - 5000 < ttl <= ACCESS_RETENTION * 1000
 
@@ -109,7 +111,7 @@ async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redi
     refreshing = tokens(store)
     alice = [await refreshing.start("alice", epoch=0) for _ in range(3)]
     bob = await refreshing.start("bob", epoch=0)
-    await refreshing.revoke_family(alice[0].family)
+    await refreshing.revoke_family(alice[0].family, "alice")
     assert await refreshing.revoke_user("alice") == 2
     for issued in alice:
         assert await refused(refreshing, issued.token) == "revoked"
@@ -121,11 +123,11 @@ async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redi
 async def test_the_user_index_forgets_dead_families(store, redis_server):
     refreshing = tokens(store)
     first = await refreshing.start("alice", epoch=0)
-    await refreshing.revoke_family(first.family)
+    await refreshing.revoke_family(first.family, "alice")
     second = await refreshing.start("alice", epoch=0)
     with redis_server.client() as client:
         assert client.zrange(user_index_key("alice"), 0, -1) == [second.family]
-        assert client.pttl(family_key(second.family)) > 0
+        assert client.pttl(family_key(ALICE, second.family)) > 0
 
 
 async def test_redis_unreachable_is_a_503_not_a_crash():
@@ -135,7 +137,7 @@ async def test_redis_unreachable_is_a_503_not_a_crash():
         with pytest.raises(DependencyUnavailable):
             await tokens(store).start("alice", epoch=0)
         with pytest.raises(DependencyUnavailable):
-            await Denylist(store).is_denied("family")
+            await Denylist(store).is_denied("family", "alice")
     finally:
         await store.close()
 
@@ -155,7 +157,7 @@ async def test_no_key_per_refresh_token_superseded_or_not(store, redis_server):
         issued = await refreshing.rotate(issued.token)
     with redis_server.client() as client:
         assert sorted(client.keys("*")) == sorted(
-            [family_key(issued.family), user_index_key("alice")]
+            [family_key(ALICE, issued.family), user_index_key("alice")]
         )
 
 
@@ -163,7 +165,8 @@ async def test_a_forged_token_for_a_known_family_id_revokes_nothing(store):
     """The ``sid`` every access token shows is not enough to end someone's login."""
     refreshing = tokens(store)
     issued = await refreshing.start("alice", epoch=0)
-    forged = "A" * 22 + "." + issued.token.split(".")[1]
+    tag, _, secret = issued.token.split(".")
+    forged = f"{tag}.{'A' * 22}.{secret}"
     assert await refused(refreshing, forged) == "unknown"
     assert not await refreshing.revoke_token(forged)
     assert (await refreshing.rotate(issued.token)).family == issued.family
@@ -183,9 +186,9 @@ async def test_families_per_user_are_capped_the_oldest_revoked(store, redis_serv
 async def test_a_revoked_family_is_forgotten_with_its_last_access_token(store, redis_server):
     refreshing = tokens(store)
     issued = await refreshing.start("alice", epoch=0)
-    await refreshing.revoke_family(issued.family)
+    await refreshing.revoke_family(issued.family, "alice")
     with redis_server.client() as client:
-        assert 0 < client.pttl(family_key(issued.family)) <= ACCESS_RETENTION * 1000
+        assert 0 < client.pttl(family_key(ALICE, issued.family)) <= ACCESS_RETENTION * 1000
 
 
 async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_server):
@@ -199,3 +202,15 @@ async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_ser
     with redis_server.client() as client:
         total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
     assert total / 10 <= 600
+
+
+async def test_another_tag_on_a_real_refresh_token_finds_nothing(store):
+    """The tag routes to a Redis Cluster slot; the family is keyed by tag and handle together."""
+    refreshing = tokens(store)
+    issued = await refreshing.start("alice", epoch=0)
+    _, handle, secret = issued.token.split(".")
+    for other in ("0000", "ffff", user_tag("bob")):
+        forged = f"{other}.{handle}.{secret}"
+        assert await refused(refreshing, forged) == "unknown"
+        assert not await refreshing.revoke_token(forged)
+    assert (await refreshing.rotate(issued.token)).family == issued.family

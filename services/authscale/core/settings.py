@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from authscale.core.errors import ConfigError
+from authscale.core.redis_url import CLUSTER_SCHEMES, SINGLE_SCHEMES, cluster_address, scheme_of
 
 PREFIX = "AUTHSCALE_"
 
@@ -147,22 +148,28 @@ class RedisSettings:
     @classmethod
     def from_environ(cls, env: Environ) -> RedisSettings:
         url = env.required(
-            "REDIS_URL", "Set it to redis://:PASSWORD@HOST:PORT/0 (Redis must require a password)."
+            "REDIS_URL",
+            "Set it to redis://:PASSWORD@HOST:PORT/0, or for a Redis Cluster to "
+            "redis+cluster://:PASSWORD@HOST:PORT[,HOST:PORT...] (Redis must require a password).",
         )
-        parts = urlsplit(url)
-        if parts.scheme not in {"redis", "rediss", "unix"}:
+        scheme = scheme_of(url)
+        if scheme in CLUSTER_SCHEMES:
+            password = cluster_address(url, name=f"{PREFIX}REDIS_URL").password
+        elif scheme in SINGLE_SCHEMES:
+            password = urlsplit(url).password
+        else:
             raise ConfigError(
-                f"{PREFIX}REDIS_URL must start with redis://, rediss:// or unix://, "
-                f"got scheme {parts.scheme!r}."
+                f"{PREFIX}REDIS_URL must start with redis://, rediss://, unix://, "
+                f"redis+cluster:// or rediss+cluster://, got scheme {scheme!r}."
             )
-        if not parts.password:
+        if not password:
             raise ConfigError(
                 f"{PREFIX}REDIS_URL carries no password: Redis holds every user and session, so it "
                 "must require one, even on loopback (redis://:PASSWORD@HOST:PORT/0)."
             )
-        if parts.password.lower() in PLACEHOLDERS:
+        if password.lower() in PLACEHOLDERS:
             raise ConfigError(
-                f"{PREFIX}REDIS_URL uses the placeholder password {parts.password!r}; "
+                f"{PREFIX}REDIS_URL uses the placeholder password {password!r}; "
                 "generate a real one (for example: openssl rand -hex 24)."
             )
         return cls(

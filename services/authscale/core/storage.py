@@ -4,11 +4,18 @@ redis-py's own defaults wait up to 20 s for a pooled connection, 5 s per socket 
 retry three times with backoff: a replica would hang for a minute while Redis is down. Here every
 wait is bounded by one setting, the pool blocks (up to that bound) instead of failing, and a
 single immediate retry covers the stale pooled connection left behind by a Redis restart.
+
+The same store runs on one Redis or on a Redis Cluster (a ``redis+cluster://`` URL, see
+:mod:`authscale.core.redis_url`). redis-py's cluster client keeps a pool per node that raises
+``MaxConnectionsError`` at once when it is full, so on a cluster a semaphore of the pool's size
+makes callers wait for a free connection instead, within the same bound: no node ever sees more
+connections from a replica than the pool size, and a burst queues rather than failing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -17,11 +24,13 @@ from typing import Any
 
 from redis import exceptions as redis_errors
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from authscale.core.errors import DependencyUnavailable
 from authscale.core.metrics import REDIS_BATCH, REDIS_ERRORS, REDIS_LATENCY
+from authscale.core.redis_url import cluster_address, is_cluster
 from authscale.core.settings import RedisSettings
 
 #: Errors that mean "Redis cannot serve right now", as opposed to a bug in our commands.
@@ -32,9 +41,21 @@ UNAVAILABLE = (
     redis_errors.OutOfMemoryError,
     redis_errors.BusyLoadingError,
     redis_errors.AuthenticationError,
+    # A cluster between a master's failure and its replica's promotion, or with no node reachable.
+    redis_errors.ClusterError,
+    redis_errors.TryAgainError,
+    redis_errors.RedisClusterException,
     TimeoutError,
     OSError,
 )
+#: Cluster errors that are a bug in our keys (they would fail the same way on every retry).
+_OUR_BUG = (redis_errors.ClusterCrossSlotError, redis_errors.CrossSlotTransactionError)
+
+
+def _unavailable(error: BaseException) -> bool:
+    if isinstance(error, _OUR_BUG) or "same key slot" in str(error):
+        return False
+    return isinstance(error, UNAVAILABLE)
 
 
 class RedisStore:
@@ -42,17 +63,25 @@ class RedisStore:
 
     def __init__(self, settings: RedisSettings) -> None:
         self.settings = settings
-        self._client: Redis | None = None
+        self.cluster = is_cluster(settings.url)
+        self._client: Any = None
         self._batch = _Batch(self)
+        # Only a cluster needs it: a single Redis's blocking pool already waits.
+        self._free: asyncio.Semaphore | None = None
 
     @property
-    def client(self) -> Redis:
+    def client(self) -> Any:
+        """A ``redis.asyncio.Redis``, or a ``RedisCluster`` with the same command methods."""
         if self._client is None:
             raise RuntimeError("Redis is used before the app started serving")
         return self._client
 
     def open(self) -> None:
         """A client over a bounded, blocking pool. Nothing is sent until the first command."""
+        if self.cluster:
+            self._client = self._cluster_client()
+            self._free = asyncio.Semaphore(self.settings.pool_size)
+            return
         pool = BlockingConnectionPool.from_url(
             self.settings.url,
             max_connections=self.settings.pool_size,
@@ -65,20 +94,52 @@ class RedisStore:
         )
         self._client = Redis(connection_pool=pool)
 
+    def _cluster_client(self) -> RedisCluster:
+        address = cluster_address(self.settings.url)
+        timeout = self.settings.timeout
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in address.nodes],
+            username=address.username,
+            password=address.password,
+            ssl=address.tls,
+            max_connections=self.settings.pool_size,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1),
+            # The servers run with cluster-require-full-coverage no: a shard without a master
+            # costs its own users a 503, not everyone's; the client must not refuse to start.
+            require_full_coverage=False,
+            decode_responses=True,
+            client_name="authscale",
+        )
+
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
+        if self._client is None:
+            return
+        await self._client.aclose()
+        if not self.cluster:
             await self._client.connection_pool.disconnect()
-            self._client = None
+        self._client = None
+
+    @contextlib.asynccontextmanager
+    async def connection_slot(self) -> AsyncIterator[None]:
+        """On a cluster, wait for one of ``pool_size`` slots; a single Redis's pool waits itself."""
+        if self._free is None:
+            yield
+            return
+        async with self._free:
+            yield
 
     @asynccontextmanager
-    async def reaching(self, operation: str) -> AsyncIterator[Redis]:
+    async def reaching(self, operation: str) -> AsyncIterator[Any]:
         """Bound one logical Redis operation in time; unavailability becomes a 503."""
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(self.settings.timeout), self.connection_slot():
                 yield self.client
-        except UNAVAILABLE as exc:
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
             REDIS_ERRORS.labels(operation).inc()
             raise DependencyUnavailable("Service temporarily unavailable, retry shortly") from exc
         REDIS_LATENCY.labels(operation).observe(time.perf_counter() - started)
@@ -97,7 +158,9 @@ class RedisStore:
         try:
             # No timer per request: the pipeline as a whole is bounded by the timeout.
             value = await self._batch.send(args)
-        except UNAVAILABLE as exc:
+        except Exception as exc:
+            if not _unavailable(exc):
+                raise
             REDIS_ERRORS.labels(operation).inc()
             raise DependencyUnavailable("Service temporarily unavailable, retry shortly") from exc
         _latency(operation).observe(time.perf_counter() - started)
@@ -142,6 +205,7 @@ class _Batch:
         try:
             async with (
                 asyncio.timeout(self._store.settings.timeout),
+                self._store.connection_slot(),
                 self._store.client.pipeline(transaction=False) as pipe,
             ):
                 for args, _ in batch:

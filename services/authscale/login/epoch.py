@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from authscale.core.errors import InvalidCredentials
+from authscale.core.slots import user_keyspace
 
 
 def user_key(username: str) -> str:
-    return f"user:{username}"
+    return user_keyspace("user", username)
 
 
 def devices_key(username: str) -> str:
     """The account's known devices: a sorted set of device digests scored by their expiry."""
-    return f"user-devices:{username}"
+    return user_keyspace("user-devices", username)
 
 
 def epoch_check(user_key: str, epoch: str) -> str:

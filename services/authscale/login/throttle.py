@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from authscale.core.errors import TooManyRequests
 from authscale.core.settings import ThrottleSettings
+from authscale.core.slots import braced, user_keyspace, user_tag
 from authscale.core.storage import RedisStore
 from authscale.login.epoch import StaleLogin, devices_key, epoch_check, user_key
 
@@ -91,9 +92,11 @@ class Attempt:
 
     @property
     def failures_key(self) -> str:
+        # Both in the user's slot: one script charges the user's budget or the device's.
         if self.trusted_device is not None:
-            return f"login-failures:device:{device_digest(self.trusted_device)}"
-        return f"login-failures:user:{self.username}"
+            tag = braced(user_tag(self.username))
+            return f"device-failures:{tag}:{device_digest(self.trusted_device)}"
+        return user_keyspace("login-failures", self.username)
 
 
 class LoginThrottle:

@@ -4,6 +4,9 @@ A request costs one round trip: ``GETEX`` reads the session and slides its idle 
 Session data is written at login and deleted at logout only, so a request in flight during a
 logout cannot write the session back. Each user has an index of their session keys, capped at
 ``per_user``, which makes "log out everywhere" possible without scanning the keyspace.
+
+A session id is ``<tag>.<random>``: the user's hash tag (:mod:`authscale.core.slots`), so the
+session's key lands in its user's Redis Cluster slot with the index, then 256 random bits.
 """
 
 from __future__ import annotations
@@ -15,20 +18,24 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from authscale.core.indexed import guarded, index_guard
 from authscale.core.settings import SessionSettings
+from authscale.core.slots import TAG_PATTERN, braced, user_keyspace, user_tag
 from authscale.core.storage import RedisStore
 from authscale.login.epoch import StaleLogin, epoch_check, user_key
 
-#: ``secrets.token_urlsafe(32)``: 256 bits from the OS CSPRNG, 43 URL-safe characters.
-SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+#: The user's tag, then ``secrets.token_urlsafe(32)``: 256 bits from the OS CSPRNG.
+SESSION_ID_PATTERN = re.compile(rf"({TAG_PATTERN})\.[A-Za-z0-9_-]{{43}}")
 
 # Stores a new session and adds it to the user's index, a sorted set by creation time. Entries
 # older than the absolute timeout are dropped (their sessions are gone), and past the cap the
 # oldest sessions end: the index never holds more than the cap, so no step here walks more.
-# KEYS: session, index, user. ARGV: value, idle ms, absolute ms, epoch, cap.
+# KEYS: session, index, user, then the index's members (session keys) as read before.
+# ARGV: value, idle ms, absolute ms, epoch, cap, the number of members, the members.
 # Nothing is created when the user's password changed since the login read it.
 _CREATE = (
     epoch_check("KEYS[3]", "ARGV[4]")
+    + index_guard("KEYS[2]", 6)
     + """
 -- Microseconds, so logins in the same millisecond still end oldest first.
 local t = redis.call('TIME')
@@ -48,22 +55,29 @@ return 1
 
 # Deletes every session in a user's index (capped) and the index itself, atomically, so a
 # concurrent login either lands before (and is ended) or after (and survives).
-_END_ALL = """
-local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-for _, key in ipairs(members) do redis.call('DEL', key) end
+# KEYS: index, then its members. ARGV: the number of members, the members.
+_END_ALL = (
+    index_guard("KEYS[1]", 1)
+    + """
+for i = 2, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1])
-return #members
+return count
 """
+)
 
 
 def session_key(session_id: str) -> str:
-    # A Redis dump or MONITOR shows only hashes: no usable session id ever reaches Redis.
-    # 128 bits of SHA-256 name a 256-bit id without collisions, in half the bytes (key and index).
-    return "session:" + hashlib.sha256(session_id.encode()).hexdigest()[:32]
+    """The key of a well-formed session id (``SESSION_ID_PATTERN``): in its user's slot.
+
+    A Redis dump or MONITOR shows only hashes: no usable session id ever reaches Redis.
+    128 bits of SHA-256 name a 256-bit id without collisions, in half the bytes (key and index).
+    """
+    tag = session_id.partition(".")[0]
+    return f"session:{braced(tag)}:" + hashlib.sha256(session_id.encode()).hexdigest()[:32]
 
 
 def index_key(username: str) -> str:
-    return f"user-sessions:{username}"
+    return user_keyspace("user-sessions", username)
 
 
 @dataclass(frozen=True)
@@ -82,23 +96,32 @@ class Sessions:
     async def create(self, username: str, *, epoch: int) -> Session:
         """A new session, or :class:`StaleLogin` when the password changed since ``epoch``."""
         session = Session(
-            id=secrets.token_urlsafe(32),
+            id=f"{user_tag(username)}.{secrets.token_urlsafe(32)}",
             username=username,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=time.time() + self._settings.absolute_timeout,
         )
         key = session_key(session.id)
         value = json.dumps({"u": username, "c": session.csrf_token, "x": session.expires_at})
+        index = index_key(username)
         async with self._redis.reaching("session_create") as redis:
-            created = await redis.register_script(_CREATE)(
-                keys=[key, index_key(username), user_key(username)],
-                args=[
-                    value,
-                    _ms(self._settings.idle_timeout),
-                    _ms(self._settings.absolute_timeout),
-                    epoch,
-                    self._settings.per_user,
-                ],
+            script = redis.register_script(_CREATE)
+            created = await guarded(
+                redis,
+                index,
+                lambda members: script(
+                    keys=[key, index, user_key(username), *members],
+                    args=[
+                        value,
+                        _ms(self._settings.idle_timeout),
+                        _ms(self._settings.absolute_timeout),
+                        epoch,
+                        self._settings.per_user,
+                        len(members),
+                        *members,
+                    ],
+                ),
+                what="session_create",
             )
         if created is None:
             raise StaleLogin()
@@ -132,8 +155,15 @@ class Sessions:
 
     async def end_all(self, username: str) -> int:
         """End every session of ``username``, whichever replica made it; returns how many."""
+        index = index_key(username)
         async with self._redis.reaching("session_end_all") as redis:
-            ended = await redis.register_script(_END_ALL)(keys=[index_key(username)])
+            script = redis.register_script(_END_ALL)
+            ended = await guarded(
+                redis,
+                index,
+                lambda members: script(keys=[index, *members], args=[len(members), *members]),
+                what="session_end_all",
+            )
         return int(ended)
 
 

@@ -75,7 +75,9 @@ class Authenticator:
             raise self._refuse(error) from None
         if by_cookie and request.method not in SAFE_METHODS:
             self._require_csrf(claims)
-        if self._denylist is not None and await self._denylist.is_denied(claims.family):
+        if self._denylist is not None and await self._denylist.is_denied(
+            claims.family, claims.subject
+        ):
             raise self._refuse(InvalidToken("revoked"))
         return claims
 

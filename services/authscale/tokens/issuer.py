@@ -140,7 +140,7 @@ def issuer_routes(service: Service, settings: IssuerSettings, keys: IssuerKeys) 
             await refresh_tokens.revoke_token(presented)
         else:
             claims = await authenticator.authenticate()
-            await refresh_tokens.revoke_family(claims.family)
+            await refresh_tokens.revoke_family(claims.family, claims.subject)
         response = jsonify({"message": "Logged out successfully"})
         return cookies.clear(response) if cookies.sent() else response
 

@@ -194,7 +194,7 @@ def test_refresh_and_logout_bursts_are_rate_limited_too(
     limited_stack: LocalStack, path: str
 ) -> None:
     """They write to Redis: a flood of them is held at the gateway like a flood of logins."""
-    body = {"refresh_token": "h" * 22 + "." + "x" * 43}
+    body = {"refresh_token": "abcd." + "h" * 22 + "." + "x" * 43}
     with httpx.Client(base_url=limited_stack.gateway_url) as client:
         statuses = [client.post(path, json=body).status_code for _ in range(12)]
     assert 429 in statuses
