@@ -43,8 +43,9 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.load_profile("authscale")
 
-# Fixtures of the token variant (keys, issuer and token apps) live beside their tests.
-pytest_plugins = ("tests.tokens.fixtures",)
+# Fixtures of the token variant (keys, issuer and token apps) live beside their tests; the
+# Redis Cluster's in their own module.
+pytest_plugins = ("tests.tokens.fixtures", "tests.redis_cluster")
 
 #: argon2id at a test cost: the suite checks behaviour, not hashing strength.
 CHEAP_ARGON2 = {"AUTHSCALE_ARGON2_MEMORY_KIB": "1024", "AUTHSCALE_ARGON2_TIME_COST": "1"}

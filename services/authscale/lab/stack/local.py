@@ -18,9 +18,11 @@ from pathlib import Path
 
 from authscale.core import servers
 from authscale.core.errors import ConfigError
-from authscale.lab.stack import gateway, processes, rundir
+from authscale.lab.stack import cluster, gateway, processes, redis_node, rundir
+from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
 from authscale.lab.stack.processes import ProcessSpec, Running, StackError
-from authscale.tokens.denylist import ACL_USER, acl_line
+from authscale.lab.stack.redis_node import RedisNode
+from authscale.tokens.denylist import ACL_USER
 
 DEFAULT_RUN_DIR = rundir.DEFAULT_RUN_DIR
 
@@ -41,7 +43,10 @@ class StackConfig:
     )
     host: str = "127.0.0.1"
     gateway_port: int = 8080
+    #: The single Redis's port; with shards, the cluster's nodes count up from it.
     redis_port: int = 6390
+    #: 0: one Redis. N (3 or more): a Redis Cluster of N masters with a replica each.
+    redis_shards: int = 0
     #: Replica ports count up from here (session +1.., token +101.., issuer +201..);
     #: ``None`` picks free ports, as the tests do.
     base_port: int | None = 8100
@@ -57,6 +62,7 @@ class StackConfig:
     server: str = servers.DEFAULT_SERVER
 
     def __post_init__(self) -> None:
+        cluster.check_shards(self.redis_shards)
         if self.server not in servers.SERVERS:
             raise StackError(
                 f"unknown server {self.server!r}; servers are {', '.join(servers.SERVERS)}"
@@ -76,6 +82,7 @@ class LocalStack:
         self.running: dict[str, Running] = {}
         self.specs: dict[str, ProcessSpec] = {}
         self.redis_password = ""
+        self.cluster: LocalCluster | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -83,6 +90,8 @@ class LocalStack:
 
     @property
     def redis_url(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.url()
         return f"redis://:{self.redis_password}@{self.config.host}:{self.config.redis_port}/0"
 
     @property
@@ -93,6 +102,8 @@ class LocalStack:
     @property
     def token_redis_url(self) -> str:
         """The denylist-only Redis user's URL (token replicas in denylist mode)."""
+        if self.cluster is not None:
+            return self.cluster.token_url
         password = self.token_redis_password
         return f"redis://{ACL_USER}:{password}@{self.config.host}:{self.config.redis_port}/0"
 
@@ -116,7 +127,7 @@ class LocalStack:
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         self.redis_password = self._redis_password()
         try:
-            self._launch(self._redis_spec())
+            self._start_redis()
             if self.config.demo_user:
                 asyncio.run(self._ensure_demo_user())
             if self.config.replicas.get("issuer"):
@@ -148,7 +159,10 @@ class LocalStack:
         self._write_state()
 
     def start_process(self, name: str) -> None:
-        self._launch(self.specs[name])
+        if self.cluster is not None and name in self.cluster.specs:
+            self.cluster.start_node(name)
+        else:
+            self._launch(self.specs[name])
         self._write_state()
 
     def write_gateway_config(self) -> Path:
@@ -169,7 +183,8 @@ class LocalStack:
         self.specs[spec.name] = spec
         running = processes.start(spec, die_with_parent=self.die_with_parent)
         self.running[spec.name] = running
-        probe = self._redis_answers if spec.role == "redis" else None
+        host, port, password = self.config.host, self.config.redis_port, self.redis_password
+        probe = (lambda: redis_node.answers(host, port, password)) if spec.role == "redis" else None
         processes.wait_ready(running, self.config.ready_timeout, probe)
 
     def _port(self, offset: int) -> int:
@@ -177,37 +192,37 @@ class LocalStack:
             return processes.free_port(self.config.host)
         return self.config.base_port + offset
 
-    def _redis_spec(self) -> ProcessSpec:
-        conf = self.run_dir / "redis" / "redis.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    f"bind {self.config.host}",
-                    f"port {self.config.redis_port}",
-                    "protected-mode yes",
-                    f"requirepass {self.redis_password}",
-                    # Token replicas in denylist mode connect as this user, and may only read
-                    # the denylist.
-                    acl_line(self.token_redis_password),
-                    f"dir {self.run_dir / 'redis'}",
-                    # Users and sessions survive a restart, and are never evicted silently.
-                    "appendonly yes",
-                    "appendfsync everysec",
-                    'save ""',
-                    f"maxmemory {self.config.redis_maxmemory}",
-                    "maxmemory-policy noeviction",
-                    'logfile ""',
-                    "",
-                ]
-            )
+    def _start_redis(self) -> None:
+        if not self.config.redis_shards:
+            self._launch(self._redis_spec())
+            return
+        ports = range(self.config.redis_port, self.config.redis_port + 2 * self.config.redis_shards)
+        self.cluster = LocalCluster(
+            ClusterConfig(
+                run_dir=self.run_dir,
+                ports=list(ports),
+                password=self.redis_password,
+                token_password=self.token_redis_password,
+                host=self.config.host,
+                maxmemory=self.config.redis_maxmemory,
+                ready_timeout=self.config.ready_timeout,
+            ),
+            die_with_parent=self.die_with_parent,
+            # The stack's own table: state, `authscale down` and samples see every node.
+            running=self.running,
         )
-        conf.chmod(0o600)
-        return ProcessSpec(
-            name="redis",
-            role="redis",
-            argv=[processes.binary("redis-server"), str(conf)],
-            log_file=self.run_dir / "logs" / "redis.log",
-            port=None,
+        self.cluster.start()
+
+    def _redis_spec(self) -> ProcessSpec:
+        log = self.run_dir / "logs" / "redis.log"
+        node = RedisNode(
+            "redis", self.config.host, self.config.redis_port, self.run_dir / "redis", log
+        )
+        return redis_node.spec(
+            node,
+            password=self.redis_password,
+            token_password=self.token_redis_password,
+            maxmemory=self.config.redis_maxmemory,
         )
 
     def _replica_spec(self, role: str, index: int) -> ProcessSpec:
@@ -279,10 +294,9 @@ class LocalStack:
             processes.binary(binary, package)
 
     def _check_ports(self) -> None:
-        for what, port in (
-            ("gateway", self.config.gateway_port),
-            ("redis", self.config.redis_port),
-        ):
+        # A cluster checks its own ports (and their bus ports) as it starts.
+        ports = [("gateway", self.config.gateway_port), ("redis", self.config.redis_port)]
+        for what, port in ports[: 1 if self.config.redis_shards else 2]:
             if not processes.port_is_free(self.config.host, port):
                 raise StackError(
                     f"port {port} ({what}) on {self.config.host} is taken; stop what uses it "
@@ -297,15 +311,6 @@ class LocalStack:
             path.write_text(secrets.token_hex(24))
             path.chmod(0o600)
         return path.read_text().strip()
-
-    def _redis_answers(self) -> bool:
-        import redis
-
-        try:
-            client = redis.Redis.from_url(self.redis_url, socket_timeout=1)
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
 
     async def _ensure_demo_user(self) -> None:
         from authscale.core.settings import PasswordSettings, RedisSettings

@@ -24,7 +24,18 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     up.add_argument("--token-replicas", type=int, help="override --replicas for token")
     up.add_argument("--issuer-replicas", type=int, default=1, help="issuer replicas (default 1)")
     up.add_argument("--gateway-port", type=int, default=8080)
-    up.add_argument("--redis-port", type=int, default=6390)
+    up.add_argument(
+        "--redis-port",
+        type=int,
+        default=6390,
+        help="the Redis's port (default 6390); a cluster's nodes count up from it",
+    )
+    up.add_argument(
+        "--redis-shards",
+        type=int,
+        default=0,
+        help="0: one Redis (default); N >= 3: a Redis Cluster of N masters with a replica each",
+    )
     up.add_argument(
         "--base-port",
         type=int,
@@ -72,6 +83,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         replicas=replicas,
         gateway_port=args.gateway_port,
         redis_port=args.redis_port,
+        redis_shards=args.redis_shards,
         base_port=args.base_port or None,
         login_rate=args.login_rate,
         login_burst=args.login_burst,
@@ -154,9 +166,19 @@ def summary(local: LocalStack) -> str:
         urls = local.replica_urls(role)
         if urls:
             lines.append(f"  {role:<9} {len(urls)} replica(s): {', '.join(urls)}")
+    password = local.run_dir / "redis" / "password"
+    if local.cluster is None:
+        lines.append(
+            f"  redis     {local.config.host}:{local.config.redis_port} (append-only file, "
+            f"password in {password})"
+        )
+    else:
+        lines.append(
+            f"  redis     cluster of {local.config.redis_shards} masters with a replica each "
+            f"(append-only files, password in {password}):"
+        )
+        lines += [f"              {shard}" for shard in local.cluster.describe()]
     lines += [
-        f"  redis     {local.config.host}:{local.config.redis_port} (append-only file, password "
-        f"in {local.run_dir / 'redis' / 'password'})",
         f"  logs      {logs}/",
         "",
         "Plain HTTP on loopback: cookies are sent without the Secure attribute here. A deployment",
