@@ -12,8 +12,8 @@ from redis.asyncio.cluster import ClusterNode as ClientNode
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
-from authscale.lab.stack import clients, processes, redis_node, topology
-from authscale.lab.stack.cluster import BUS_OFFSET, ClusterConfig, LocalCluster
+from authscale.lab.stack import clients, cluster, processes, redis_node, topology
+from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
 from authscale.lab.stack.local import StackConfig
 from authscale.lab.stack.processes import StackError
 from authscale.tokens.denylist import ACL_USER
@@ -132,23 +132,10 @@ def test_a_stopped_cluster_rejoins_with_its_data(tmp_path: Path) -> None:
             assert each.get("{user:7}:u") == "kept"
 
 
-def free_block(count: int) -> int:
-    """The first of ``count`` consecutive free ports whose cluster bus ports are free too."""
-    while True:
-        first = processes.free_port()
-        ports = range(first, first + count)
-        if first + count + BUS_OFFSET < 65536 and all(
-            processes.port_is_free("127.0.0.1", port)
-            and processes.port_is_free("127.0.0.1", port + BUS_OFFSET)
-            for port in ports
-        ):
-            return first
-
-
 @pytest.mark.lab
 def test_up_with_redis_shards_then_down_leaves_no_process(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    redis_port = free_block(6)
+    redis_port = cluster.free_block("127.0.0.1", 6)
     up = authscale(
         "up",
         "--detach",

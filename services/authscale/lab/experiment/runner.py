@@ -23,7 +23,8 @@ from authscale.lab import load, run
 from authscale.lab.backend import Backend, Sample, Stack, StackPlan
 from authscale.lab.experiment import report
 from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
-from authscale.lab.experiment.state_growth import GrowthConfig, run_state_growth
+from authscale.lab.experiment.growth_results import GrowthConfig
+from authscale.lab.experiment.state_growth import run_state_growth
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS

@@ -18,70 +18,31 @@ import secrets
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from authscale.core.indexed import STALE
 from authscale.core.redis_url import is_cluster
-from authscale.core.servers import DEFAULT_SERVER
 from authscale.core.settings import RedisSettings, SessionSettings
+from authscale.core.slots import user_tag
 from authscale.core.storage import RedisStore
 from authscale.lab import run
+from authscale.lab.experiment.growth_report import write_report
+from authscale.lab.experiment.growth_results import GrowthConfig, Latency, SizeResult
+from authscale.lab.stack.cluster import free_block
 from authscale.lab.stack.local import DEMO_USER, LocalStack, StackConfig
 from authscale.lab.stack.processes import StackError, free_port
-from authscale.session.store import CREATE_SCRIPT, Sessions
-from authscale.tokens.refresh import START_SCRIPT, RefreshTokens
+from authscale.session.store import CREATE_SCRIPT, Sessions, index_key
+from authscale.tokens.refresh import START_SCRIPT, RefreshTokens, family_key, user_index_key
 from authscale.tokens.settings import RefreshSettings
 
 #: Scripts per pipeline while filling: large enough that the round trip is noise.
 FILL_BATCH = 500
-#: The targets the run is held to (issue 11): a session with its index entry, and how far the
-#: dashboard's p50 may move from the smallest size to the largest.
-SESSION_BYTES_TARGET = 300
-LATENCY_DRIFT_TARGET = 0.10
-
-
-@dataclass(frozen=True)
-class GrowthConfig:
-    sizes: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000)
-    #: 0 is one Redis; 3 or more a Redis Cluster of that many masters.
-    shards: Sequence[int] = (0, 3)
-    #: Requests per route and size, in ``rounds`` alternating rounds.
-    requests: int = 2_000
-    rounds: int = 4
-    concurrency: int = 16
-    redis_maxmemory: str = "4gb"
-    server: str = DEFAULT_SERVER
-    results_dir: Path = Path("results")
-    command: str = "authscale experiment state-growth"
-
-    def __post_init__(self) -> None:
-        if not self.sizes or any(b <= a for a, b in zip(self.sizes, self.sizes[1:], strict=False)):
-            raise StackError(f"--sizes must rise, e.g. 1000,10000; got {list(self.sizes)}")
-        if self.sizes[0] < 1 or self.requests < self.rounds or self.rounds < 1:
-            raise StackError("sizes must be 1 or more, and requests at least one per round")
-
-
-@dataclass(frozen=True)
-class Latency:
-    p50_ms: float
-    p99_ms: float
-    per_second: float
-
-
-@dataclass(frozen=True)
-class SizeResult:
-    shards: int
-    size: int
-    bytes_per_session: float
-    bytes_per_family: float
-    dashboard: Latency
-    ping: Latency
-    #: Dashboard throughput over ping throughput, measured side by side.
-    ratio: float
-    keys_per_master: list[int] = field(default_factory=list)
+#: Users per size that sign in a second time, for the cost of one more session or family.
+EXTRA_SAMPLE = 1_000
 
 
 def run_state_growth(config: GrowthConfig, say: run.Progress = run.say) -> Path:
@@ -104,7 +65,7 @@ def _deployment(
             run_dir=out / "stacks" / f"shards-{shards}",
             replicas={"session": 1},
             gateway_port=free_port("127.0.0.1"),
-            redis_port=free_port("127.0.0.1"),
+            redis_port=free_block("127.0.0.1", 2 * shards) if shards else free_port("127.0.0.1"),
             redis_shards=shards,
             base_port=None,
             redis_maxmemory=config.redis_maxmemory,
@@ -133,27 +94,19 @@ async def _measure(
             filled = 0
             for size in config.sizes:
                 began = time.monotonic()
-                before = await used_memory(store)
-                await _fill(store, "session", filled, size)
-                with_sessions = await used_memory(store)
-                await _fill(store, "family", filled, size)
-                with_families = await used_memory(store)
-                added = size - filled
+                result = await _grow(store, shards, filled, size)
                 filled = size
                 dashboard, ping = await _latencies(gateway, config)
-                result = SizeResult(
-                    shards=shards,
-                    size=size,
-                    bytes_per_session=(with_sessions - before) / added,
-                    bytes_per_family=(with_families - with_sessions) / added,
+                result = replace(
+                    result,
                     dashboard=dashboard,
                     ping=ping,
                     ratio=dashboard.per_second / ping.per_second,
-                    keys_per_master=await keys_per_master(store),
                 )
                 results.append(result)
                 say(
                     f"  {size:>9,} users: {result.bytes_per_session:,.0f} B/session, "
+                    f"{result.bytes_per_extra_session:,.0f} B/extra session, "
                     f"{result.bytes_per_family:,.0f} B/family, dashboard p50 "
                     f"{dashboard.p50_ms:.2f} ms p99 {dashboard.p99_ms:.2f} ms, ratio "
                     f"{result.ratio:.2f} ({run.elapsed(began)})"
@@ -163,10 +116,47 @@ async def _measure(
     return results
 
 
-async def _fill(store: RedisStore, kind: str, start: int, stop: int) -> None:
-    """Users ``grow<start>``..``grow<stop - 1>`` each get one session or one family, stored by the
-    product's own script with the product's own arguments; each is its user's first, so the
-    index the script guards is empty, as the script checks."""
+async def _grow(store: RedisStore, shards: int, start: int, stop: int) -> SizeResult:
+    """Users ``start``..``stop - 1`` sign in: one session and one family each; then a sample of
+    them signs in a second time, for the cost of one more session or family of a user."""
+    users = range(start, stop)
+    sample = range(start, start + min(len(users), EXTRA_SAMPLE))
+    costs = {}
+    for kind in ("session", "family"):
+        before = await used_memory(store)
+        first = await _fill(store, kind, users, {})
+        after_first = await used_memory(store)
+        indexes = [_index_of(kind, f"grow{number}") for number in sample]
+        indexes_before = await memory_usage(store, indexes)
+        second = await _fill(store, kind, sample, first)
+        # One more session or family: its own key(s) and what its index grew by, each measured
+        # with MEMORY USAGE (a used_memory delta this small would be swamped by the main
+        # dictionary's rehashing, which doubles its table at a power of two keys).
+        added = await memory_usage(store, [_key_of(kind, number, second) for number in sample])
+        grown = await memory_usage(store, indexes) - indexes_before
+        costs[kind] = ((after_first - before) / len(users), (added + grown) / len(sample))
+    nothing = Latency(0, 0, 0)
+    return SizeResult(
+        shards=shards,
+        size=stop,
+        bytes_per_session=costs["session"][0],
+        bytes_per_extra_session=costs["session"][1],
+        bytes_per_family=costs["family"][0],
+        bytes_per_extra_family=costs["family"][1],
+        dashboard=nothing,
+        ping=nothing,
+        ratio=0,
+        keys_per_master=await keys_per_master(store),
+    )
+
+
+async def _fill(
+    store: RedisStore, kind: str, numbers: range, existing: dict[int, str]
+) -> dict[int, str]:
+    """Users ``grow<number>`` each get one session or one family, stored by the product's own
+    script with the product's own arguments; ``existing`` holds what each user's index already
+    lists (nothing for a first sign-in), which the script checks. Returns the index member each
+    new session or family added."""
     # Idle expiry as long as the absolute one, so no filled session expires during a long run
     # (an expiry is a number in the key's metadata: the bytes are the same).
     lifetime = SessionSettings().absolute_timeout
@@ -174,22 +164,49 @@ async def _fill(store: RedisStore, kind: str, start: int, stop: int) -> None:
     families = RefreshTokens(store, RefreshSettings(), access_retention=900)
     async with store.reaching(f"fill_{kind}") as client:
         sha = await client.script_load(CREATE_SCRIPT if kind == "session" else START_SCRIPT)
-    for first in range(start, stop, FILL_BATCH):
+    added: dict[int, str] = {}
+    for first in range(numbers.start, numbers.stop, FILL_BATCH):
         async with store.reaching(f"fill_{kind}") as client:
             pipe = client.pipeline(transaction=False)
-            for number in range(first, min(first + FILL_BATCH, stop)):
+            for number in range(first, min(first + FILL_BATCH, numbers.stop)):
                 username = f"grow{number}"
+                members = [existing[number]] if number in existing else []
                 if kind == "session":
-                    call = sessions.creation(sessions.new(username), epoch=0, members=[])
+                    session = sessions.new(username)
+                    call = sessions.creation(session, epoch=0, members=members)
+                    added[number] = call.keys[0]
                 else:
                     new = families.new_family(username)
                     call = families.start_call(
-                        new, secrets.token_urlsafe(32), epoch=0, csrf=None, families=[]
+                        new, secrets.token_urlsafe(32), epoch=0, csrf=None, families=members
                     )
+                    added[number] = new.family
                 pipe.execute_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
             answers = await pipe.execute()
-        if any(answer is None for answer in answers):
-            raise StackError(f"state-growth: a {kind} was refused while filling (stale epoch?)")
+        refused = [answer for answer in answers if answer is None or answer == STALE]
+        if refused:
+            raise StackError(f"state-growth: {len(refused)} of {kind} refused while filling")
+    return added
+
+
+def _index_of(kind: str, username: str) -> str:
+    return index_key(username) if kind == "session" else user_index_key(username)
+
+
+def _key_of(kind: str, number: int, added: dict[int, str]) -> str:
+    if kind == "session":
+        return added[number]
+    return family_key(user_tag(f"grow{number}"), added[number])
+
+
+async def memory_usage(store: RedisStore, keys: Sequence[str]) -> int:
+    """The summed ``MEMORY USAGE`` of ``keys`` (every element counted: ``SAMPLES 0``)."""
+    async with store.reaching("state_growth_info") as client:
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.memory_usage(key, samples=0)
+        sizes = await pipe.execute()
+    return sum(int(size or 0) for size in sizes)
 
 
 async def used_memory(store: RedisStore) -> int:
@@ -205,8 +222,8 @@ async def _per_master(store: RedisStore, *command: str) -> list[Any]:
     async with store.reaching("state_growth_info") as client:
         if not is_cluster(store.settings.url):
             return [await client.execute_command(*command)]
-        answers = await client.execute_command(*command, target_nodes=client.PRIMARIES)
-        return [answers[node] for node in sorted(answers)]
+        masters = sorted(client.get_primaries(), key=lambda node: node.name)
+        return [await client.execute_command(*command, target_nodes=node) for node in masters]
 
 
 async def _latencies(gateway: httpx.AsyncClient, config: GrowthConfig) -> tuple[Latency, Latency]:
@@ -247,8 +264,6 @@ async def _round(
 
 
 def _write(out: Path, config: GrowthConfig, results: list[SizeResult]) -> None:
-    from authscale.lab.experiment.growth_report import write_report
-
     (out / "results.json").write_text(
         json.dumps(
             {"config": _jsonable(asdict(config)), "results": [asdict(r) for r in results]},

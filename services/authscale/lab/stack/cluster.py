@@ -64,6 +64,19 @@ def free_ports(host: str, count: int) -> list[int]:
     return ports
 
 
+def free_block(host: str, count: int) -> int:
+    """The first of ``count`` consecutive free ports whose cluster bus ports are free too: what
+    ``--redis-port`` takes for a cluster of ``count // 2`` shards."""
+    while True:
+        first = processes.free_port(host)
+        ports = range(first, first + count)
+        if first + count + BUS_OFFSET < 65536 and all(
+            processes.port_is_free(host, port) and processes.port_is_free(host, port + BUS_OFFSET)
+            for port in ports
+        ):
+            return first
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     run_dir: Path
