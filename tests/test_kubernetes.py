@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -279,3 +280,31 @@ def test_every_overlay_and_combination_is_checked() -> None:
             assert any(
                 name.startswith(overlay) and component in name.split("+") for name in names
             ), f"{overlay} is never rendered with {component}"
+
+
+@pytest.mark.parametrize(
+    ("nameserver", "resolver"), [("10.96.0.10", "10.96.0.10"), ("fd00::10", "[fd00::10]")]
+)
+def test_the_gateway_starts_with_the_pods_own_nameserver(
+    nameserver: str, resolver: str, tmp_path: Path
+) -> None:
+    manifests = rendered(Deployment("production"))
+    (gateway,) = pod_spec(by_kind(manifests, "Deployment")["gateway"])["containers"]
+    (tmp_path / "resolv.conf").write_text(
+        f"search authscale.svc.cluster.local svc.cluster.local\nnameserver {nameserver}\n"
+        "nameserver 10.96.0.11\noptions ndots:5\n"
+    )
+    (tmp_path / "mounted.conf").write_text(gateway_config(manifests))
+    # The container's own script, with its paths moved here and nginx left out (the local nginx
+    # is older than the config's `resolve`).
+    script = (
+        gateway["command"][-1]
+        .replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))
+        .replace("/etc/nginx/authscale/nginx.conf", str(tmp_path / "mounted.conf"))
+        .replace("/tmp/nginx.conf", str(tmp_path / "nginx.conf"))
+        .replace("exec nginx", "exit 0; nginx")
+    )
+    subprocess.run([*gateway["command"][:-1], script], check=True, timeout=30)
+    text = (tmp_path / "nginx.conf").read_text()
+    assert f"    resolver {resolver} valid=5s ipv6=off;\n" in text
+    assert POD_NAMESERVER not in text
