@@ -34,8 +34,8 @@ INTERACTING: dict[str, tuple[str | None, ...]] = {
     "edge": (None, "edge-gateway-api"),
 }
 #: These touch objects of their own only (test_kubernetes_components.py checks that each
-#: changes nothing else), so each pair of their options rides along with the combinations
-#: above instead of multiplying them: every render is a kubectl process of about a second.
+#: changes nothing else), so their options ride along with the combinations above instead of
+#: multiplying them: every render is a kubectl process of about a second.
 #: The server components (uvicorn, granian) change one setting; their own test covers them.
 INDEPENDENT: dict[str, tuple[str | None, ...]] = {
     "monitoring": (None, "monitoring", "monitoring-podmonitor"),
@@ -57,14 +57,27 @@ class Deployment:
         return "+".join((self.overlay, *self.components))
 
 
+#: Components that suit one overlay only, and why.
+ONLY_ON = {
+    # The local overlay has no edge (port-forward), and its issuer address carries a port,
+    # which no HTTPRoute hostname may.
+    "edge-gateway-api": "production",
+}
+
+
 def every_deployment() -> list[Deployment]:
-    """Each overlay with each combination of the interacting choices (8 per overlay), and
-    every pair of the independent ones spread over them (6 pairs in 8 rows)."""
+    """Each overlay with each combination of the interacting choices that suits it, and the
+    independent ones interleaved over those rows (every pair of them within 6 rows)."""
     deployments = []
     for overlay in OVERLAYS:
-        independent = itertools.cycle(itertools.product(*INDEPENDENT.values()))
-        for interacting in itertools.product(*INTERACTING.values()):
-            chosen = (*interacting, *next(independent))
+        rows = [
+            interacting
+            for interacting in itertools.product(*INTERACTING.values())
+            if all(ONLY_ON.get(name or "", overlay) == overlay for name in interacting)
+        ]
+        for index, interacting in enumerate(rows):
+            independent = [options[index % len(options)] for options in INDEPENDENT.values()]
+            chosen = (*interacting, *independent)
             deployments.append(Deployment(overlay, tuple(name for name in chosen if name)))
     return deployments
 

@@ -19,6 +19,7 @@ import pytest
 from authscale.lab.stack.gateway import HSTS, POD_NAMESERVER, RENDERED_COPIES
 from tests.manifests import (
     K8S,
+    ONLY_ON,
     REPLICA_ROLES,
     Deployment,
     Manifest,
@@ -277,9 +278,12 @@ def test_every_overlay_and_combination_is_checked() -> None:
     for overlay in ("local", "production"):
         assert overlay in names
         for component in components:
-            assert any(
+            rendered_with = any(
                 name.startswith(overlay) and component in name.split("+") for name in names
-            ), f"{overlay} is never rendered with {component}"
+            )
+            assert rendered_with == (ONLY_ON.get(component, overlay) == overlay), (
+                f"{overlay} with {component}"
+            )
 
 
 @pytest.mark.parametrize(

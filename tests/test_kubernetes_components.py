@@ -7,6 +7,7 @@ tests/manifests.py spread them over the combinations instead of multiplying them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -171,16 +172,18 @@ def test_without_denylist_mode_no_way_leads_from_token_replicas_to_redis(overlay
     assert sorted(allowed["values"]) == ["issuer", "redis-backup", "session"]
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_gateway_api_routes_the_issuer_host_to_the_gateway_from_the_edge_only(
-    overlay: str,
-) -> None:
-    manifests = rendered(Deployment(overlay, ("edge-gateway-api",)))
+#: Gateway API's hostname: a DNS name (a leading wildcard label allowed), never a port or address.
+HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def test_gateway_api_routes_the_issuer_host_to_the_gateway_from_the_edge_only() -> None:
+    manifests = rendered(Deployment("production", ("edge-gateway-api",)))
     assert not by_kind(manifests, "Ingress")
     (route,) = by_kind(manifests, "HTTPRoute").values()
     assert route["apiVersion"] == "gateway.networking.k8s.io/v1"
     issuer = settings(manifests)["AUTHSCALE_TOKEN_ISSUER"]
     assert route["spec"]["hostnames"] == [issuer.split("/")[2]]
+    assert all(HOSTNAME.match(name) for name in route["spec"]["hostnames"])
     (rule,) = route["spec"]["rules"]
     assert rule["backendRefs"] == [{"name": "gateway", "port": 80}]
     (parent,) = route["spec"]["parentRefs"]
