@@ -32,7 +32,7 @@ NAMED_TAGS = {
     # Built on the operator's machine and loaded into the local cluster, never pulled.
     "authscale:local",
     # The official images the project tests against; production pins them by digest with
-    # `kustomize edit set image` in its own overlay (deploy/k8s/README.md, "Images").
+    # `kustomize edit set image` in its own kustomization (deploy/k8s/README.md).
     "nginx:1.28-bookworm",
     "redis:7.2-bookworm",
 }
@@ -180,8 +180,9 @@ def test_an_in_cluster_redis_leaves_room_for_the_rewrite_and_is_backed_up(
     env = {variable["name"]: variable.get("value") for variable in container["env"]}
     maxmemory = int(env["REDIS_MAXMEMORY"].removesuffix("mb")) * 2**20
     limit = container["resources"]["limits"]["memory"]
-    number, unit = re.fullmatch(r"(\d+)(Mi|Gi)", limit).groups()  # type: ignore[union-attr]
-    limit_bytes = int(number) * (2**20 if unit == "Mi" else 2**30)
+    size = re.fullmatch(r"(\d+)(Mi|Gi)", limit)
+    assert size, limit
+    limit_bytes = int(size[1]) * (2**20 if size[2] == "Mi" else 2**30)
     # The AOF rewrite's fork may copy as much again as the data set: both must fit the limit.
     assert 2 * maxmemory < limit_bytes
     backup = by_kind(manifests, "CronJob")["redis-backup"]
