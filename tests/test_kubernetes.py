@@ -1,89 +1,84 @@
-"""deploy/k8s: every overlay renders with `kubectl kustomize`, validates against the Kubernetes
-schemas offline, and keeps the promises the manifests make (probes, limits, non-root, the
-private key only in `issuer`, headless Services for the gateway's upstreams).
+"""deploy/k8s: every overlay, with every combination of the components (tests/manifests.py),
+renders with `kubectl kustomize`, validates against the Kubernetes schemas offline, and keeps
+the promises the manifests make (restricted Pod Security, probes and limits, the private key only
+in `issuer`, headless Services for the gateway's upstreams, Redis only where it is needed).
 
 Without kubectl the module skips, except under CI, where it fails.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
-import yaml
 
-from authscale.lab.stack.gateway import HSTS, RENDERED_COPIES
+from authscale.lab.stack.gateway import HSTS, POD_NAMESERVER, RENDERED_COPIES
+from tests.manifests import (
+    K8S,
+    ONLY_ON,
+    REPLICA_ROLES,
+    Deployment,
+    Manifest,
+    by_kind,
+    containers,
+    every_deployment,
+    gateway_config,
+    pod_spec,
+    render,
+    render_every_deployment,
+    rendered,
+    settings,
+    workloads,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = ("local", "production")
 #: The oldest Kubernetes the manifests promise to suit, and the newest schemas shipped.
 VERSIONS = ("1.29.0", kubernetes_validate.latest_version())
-REPLICA_ROLES = ("issuer", "session", "token")
 KEY_SECRET = "issuer-signing-keys"
+#: Custom resources: kubernetes-validate ships no schema for them (checked by the component
+#: tests instead).
+CUSTOM_KINDS = {"HTTPRoute", "PodMonitor"}
+#: Volume types the "restricted" Pod Security Standard admits.
+RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
-Manifest = dict[str, Any]
-
-
-def kubectl() -> str:
-    path = shutil.which("kubectl")
-    if path is None:
-        reason = "kubectl is not installed (it renders the kustomizations)"
-        if os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}:
-            pytest.fail(f"CI must check the Kubernetes manifests, but {reason}")
-        pytest.skip(reason)
-    return path
-
-
-def render(directory: Path) -> list[Manifest]:
-    result = subprocess.run(
-        [kubectl(), "kustomize", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+DEPLOYMENTS = every_deployment()
 
 
-@pytest.fixture(scope="module", params=OVERLAYS)
-def overlay(request: pytest.FixtureRequest) -> tuple[str, list[Manifest]]:
-    return request.param, render(K8S / "overlays" / request.param)
+@pytest.fixture(scope="module", params=DEPLOYMENTS, ids=lambda deployment: deployment.name)
+def manifests(request: pytest.FixtureRequest) -> tuple[Manifest, ...]:
+    return render_every_deployment()[request.param]
 
 
-def by_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
-    return {m["metadata"]["name"]: m for m in manifests if m["kind"] == kind}
-
-
-def workloads(manifests: list[Manifest]) -> dict[str, Manifest]:
-    return {
-        m["metadata"]["name"]: m for m in manifests if m["kind"] in {"Deployment", "StatefulSet"}
+def test_base_and_cluster_render_too() -> None:
+    assert {m["kind"] for m in render(K8S / "base")} >= {"Deployment", "StatefulSet", "Service"}
+    cluster = render(K8S / "cluster")
+    assert {m["kind"] for m in cluster} == {
+        "Namespace",
+        "PriorityClass",
+        "PersistentVolumeClaim",
     }
 
 
-def containers(workload: Manifest) -> Iterator[Manifest]:
-    spec = workload["spec"]["template"]["spec"]
-    yield from spec.get("initContainers", [])
-    yield from spec["containers"]
-
-
-def test_base_renders_too() -> None:
-    assert {m["kind"] for m in render(K8S / "base")} >= {"Deployment", "StatefulSet", "Service"}
-
-
 @pytest.mark.parametrize("version", VERSIONS)
-def test_every_manifest_validates_against_the_schemas(
-    overlay: tuple[str, list[Manifest]], version: str
-) -> None:
-    _, manifests = overlay
-    for manifest in manifests:
+def test_every_object_validates_against_the_schemas(version: str) -> None:
+    unique: dict[str, Manifest] = {}
+    for manifests in [*render_every_deployment().values(), tuple(render(K8S / "cluster"))]:
+        for manifest in manifests:
+            if manifest["kind"] not in CUSTOM_KINDS:
+                unique.setdefault(json.dumps(manifest, sort_keys=True), manifest)
+    for manifest in unique.values():
         try:
             kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.ValidationError as error:
@@ -91,27 +86,24 @@ def test_every_manifest_validates_against_the_schemas(
             pytest.fail(f"{name} is invalid for Kubernetes {version}: {error.message}")
 
 
-def test_the_roles_and_redis_are_all_there(overlay: tuple[str, list[Manifest]]) -> None:
-    _, manifests = overlay
+def test_the_roles_are_all_there_and_the_namespace_is_not(
+    manifests: tuple[Manifest, ...],
+) -> None:
     assert set(by_kind(manifests, "Deployment")) == {"gateway", *REPLICA_ROLES}
-    assert set(by_kind(manifests, "StatefulSet")) == {"redis"}
     assert set(by_kind(manifests, "HorizontalPodAutoscaler")) == set(REPLICA_ROLES)
     assert set(by_kind(manifests, "PodDisruptionBudget")) == {"gateway", *REPLICA_ROLES}
-    assert {m["metadata"]["namespace"] for m in manifests if m["kind"] != "Namespace"} == {
-        "authscale"
-    }
+    # `kubectl delete -k` of an overlay must never take the data's namespace with it.
+    assert not by_kind(manifests, "Namespace")
+    assert not by_kind(manifests, "PersistentVolumeClaim")
+    assert {m["metadata"]["namespace"] for m in manifests} == {"authscale"}
 
 
-def test_the_private_key_is_mounted_only_into_the_issuer(
-    overlay: tuple[str, list[Manifest]],
-) -> None:
-    _, manifests = overlay
+def test_the_private_key_is_mounted_only_into_the_issuer(manifests: tuple[Manifest, ...]) -> None:
     holders = set()
     for name, workload in workloads(manifests).items():
-        spec = workload["spec"]["template"]["spec"]
         volumes = {
             volume["name"]
-            for volume in spec.get("volumes", [])
+            for volume in pod_spec(workload).get("volumes", [])
             if volume.get("secret", {}).get("secretName") == KEY_SECRET
         }
         for container in containers(workload):
@@ -126,62 +118,60 @@ def test_the_private_key_is_mounted_only_into_the_issuer(
     assert holders == {"issuer/issuer"}
 
 
-def test_every_container_has_probes_limits_and_a_non_root_read_only_context(
-    overlay: tuple[str, list[Manifest]],
+def test_every_pod_meets_the_restricted_pod_security_standard(
+    manifests: tuple[Manifest, ...],
 ) -> None:
-    _, manifests = overlay
     for name, workload in workloads(manifests).items():
-        pod = workload["spec"]["template"]["spec"]
+        pod = pod_spec(workload)
         assert pod["automountServiceAccountToken"] is False, name
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod), name
+        for volume in pod.get("volumes", []):
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, f"{name}: {volume}"
         for container in containers(workload):
             where = f"{name}/{container['name']}"
-            assert "readinessProbe" in container, where
-            assert "livenessProbe" in container, where
-            resources = container["resources"]
-            assert set(resources["limits"]) >= {"cpu", "memory"}, where
-            assert set(resources["requests"]) >= {"cpu", "memory"}, where
             context = {**pod["securityContext"], **container["securityContext"]}
             assert context["runAsNonRoot"] is True, where
             assert context["runAsUser"] != 0, where
+            assert context.get("privileged", False) is False, where
             assert context["allowPrivilegeEscalation"] is False, where
             assert context["readOnlyRootFilesystem"] is True, where
             assert context["capabilities"]["drop"] == ["ALL"], where
+            assert set(context["capabilities"].get("add", [])) <= {"NET_BIND_SERVICE"}, where
             assert context["seccompProfile"]["type"] == "RuntimeDefault", where
+            assert all("hostPort" not in port for port in container.get("ports", [])), where
+            resources = container["resources"]
+            assert set(resources["limits"]) >= {"cpu", "memory"}, where
+            assert set(resources["requests"]) >= {"cpu", "memory"}, where
+            if workload["kind"] != "CronJob":
+                assert "readinessProbe" in container, where
+                assert "livenessProbe" in container, where
 
 
-def test_rollouts_keep_capacity_and_let_requests_finish(
-    overlay: tuple[str, list[Manifest]],
+def test_the_gateway_upstreams_are_headless_and_resolved_with_the_pods_nameserver(
+    manifests: tuple[Manifest, ...],
 ) -> None:
-    _, manifests = overlay
-    for name, deployment in by_kind(manifests, "Deployment").items():
-        assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, name
-        pod = deployment["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
-        pause = container["lifecycle"]["preStop"]["exec"]["command"]
-        assert pause[0] == "sleep", name
-        # The pause, then the drain (authscale serve's 10 s on every server, nginx's graceful quit).
-        assert pod["terminationGracePeriodSeconds"] >= int(pause[1]) + 10, name
-
-
-def test_the_gateway_upstreams_are_headless_services(overlay: tuple[str, list[Manifest]]) -> None:
-    _, manifests = overlay
     services = by_kind(manifests, "Service")
     for role in REPLICA_ROLES:
         assert services[role]["spec"]["clusterIP"] == "None", role
-    config = by_kind(manifests, "ConfigMap")
-    (nginx,) = (c for name, c in config.items() if name.startswith("gateway-nginx"))
-    text = nginx["data"]["nginx.conf"]
+    text = gateway_config(manifests)
     for role in REPLICA_ROLES:
         assert f"server {role}.authscale.svc.cluster.local:8000 resolve" in text
-    assert "resolver kube-dns.kube-system.svc.cluster.local valid=5s" in text
+    # No cluster's DNS baked in: the start command writes resolv.conf's nameserver in its place.
+    assert f"resolver {POD_NAMESERVER} valid=5s" in text
+    (gateway,) = pod_spec(by_kind(manifests, "Deployment")["gateway"])["containers"]
+    script = gateway["command"][-1]
+    assert "/etc/resolv.conf" in script
+    assert POD_NAMESERVER.replace(".", "\\.") in script
+    assert "exec nginx -c /tmp/nginx.conf" in script
 
 
-def test_redis_is_persistent_password_protected_and_never_evicts(
-    overlay: tuple[str, list[Manifest]],
+def test_an_in_cluster_redis_is_persistent_password_protected_and_never_evicts(
+    manifests: tuple[Manifest, ...],
 ) -> None:
-    _, manifests = overlay
-    redis = by_kind(manifests, "StatefulSet")["redis"]
-    (container,) = redis["spec"]["template"]["spec"]["containers"]
+    redis = by_kind(manifests, "StatefulSet").get("redis")
+    if redis is None:
+        pytest.skip("Redis is external in this combination")
+    (container,) = pod_spec(redis)["containers"]
     script = container["command"][-1]
     assert "--appendonly yes" in script
     assert "--maxmemory-policy noeviction" in script
@@ -190,58 +180,71 @@ def test_redis_is_persistent_password_protected_and_never_evicts(
     assert env["REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "redis"
     (claim,) = redis["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "data"
+    assert redis["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
 
 
-def test_network_policies_let_only_the_gateway_reach_replicas_and_only_roles_reach_redis(
-    overlay: tuple[str, list[Manifest]],
+def test_session_and_issuer_read_the_whole_redis_url_from_the_secret(
+    manifests: tuple[Manifest, ...],
 ) -> None:
-    _, manifests = overlay
-    policies = by_kind(manifests, "NetworkPolicy")
-    assert policies["default-deny-ingress"]["spec"] == {
-        "podSelector": {},
-        "policyTypes": ["Ingress"],
-    }
-    (replicas_from,) = policies["replicas"]["spec"]["ingress"]
-    assert replicas_from["from"] == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}
-    ]
-    (redis_from,) = policies["redis"]["spec"]["ingress"]
-    (selector,) = redis_from["from"]
-    (expression,) = selector["podSelector"]["matchExpressions"]
-    # Token replicas never reach Redis outside denylist mode (least privilege).
-    assert sorted(expression["values"]) == ["issuer", "session"]
+    deployments = by_kind(manifests, "Deployment")
+    for role in ("session", "issuer"):
+        (container,) = pod_spec(deployments[role])["containers"]
+        env = {variable["name"]: variable for variable in container["env"]}
+        assert env["AUTHSCALE_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+            "name": "redis",
+            "key": "url",
+        }
 
 
-def test_production_terminates_tls_in_front_and_trusts_only_the_ingress() -> None:
-    manifests = render(K8S / "overlays" / "production")
+def test_token_replicas_hold_redis_credentials_only_in_denylist_mode(
+    manifests: tuple[Manifest, ...],
+) -> None:
+    (container,) = pod_spec(by_kind(manifests, "Deployment")["token"])["containers"]
+    env = {variable["name"]: variable for variable in container.get("env", [])}
+    denylist = settings(manifests)["AUTHSCALE_TOKEN_DENYLIST"] == "true"
+    if not denylist:
+        assert not set(env) & {"AUTHSCALE_REDIS_URL", "REDIS_PASSWORD"}
+        return
+    # A user of its own that may only check denylist markers, never the roles' password.
+    assert env["AUTHSCALE_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"] == "redis-token"
+
+
+def test_production_terminates_tls_in_front_and_trusts_only_the_edge() -> None:
+    manifests = rendered(Deployment("production"))
     (ingress,) = by_kind(manifests, "Ingress").values()
     assert ingress["spec"]["tls"][0]["secretName"] == "gateway-tls"
-    (nginx,) = (c for n, c in by_kind(manifests, "ConfigMap").items() if "gateway-nginx" in n)
-    text = nginx["data"]["nginx.conf"]
+    # No controller assumed: the cluster's default IngressClass, no controller's annotations.
+    assert "ingressClassName" not in ingress["spec"]
+    assert not any("ingress.kubernetes.io" in key for key in ingress["metadata"]["annotations"])
+    text = gateway_config(manifests)
     assert HSTS in text
     assert "set_real_ip_from 10.0.0.0/8;" in text
     assert "proxy_set_header X-Forwarded-Proto https;" in text
-    settings = next(c for n, c in by_kind(manifests, "ConfigMap").items() if "settings" in n)
-    assert settings["data"]["AUTHSCALE_COOKIE_SECURE"] == "true"
+    assert settings(manifests)["AUTHSCALE_COOKIE_SECURE"] == "true"
     gateway_policy = by_kind(manifests, "NetworkPolicy")["gateway"]["spec"]["ingress"]
-    assert all("namespaceSelector" in source for rule in gateway_policy for source in rule["from"])
+    sources = [source for rule in gateway_policy for source in rule["from"]]
+    assert sources == [{"namespaceSelector": {"matchLabels": {"authscale/edge": "true"}}}]
+
+
+def test_the_issuer_host_is_written_once_and_copied_to_the_edge() -> None:
+    manifests = rendered(Deployment("production"))
+    issuer = settings(manifests)["AUTHSCALE_TOKEN_ISSUER"]
+    host = issuer.removeprefix("https://")
+    (ingress,) = by_kind(manifests, "Ingress").values()
+    assert [rule["host"] for rule in ingress["spec"]["rules"]] == [host]
+    assert ingress["spec"]["tls"][0]["hosts"] == [host]
+    written = [
+        path
+        for path in (K8S / "overlays" / "production").iterdir()
+        if path.suffix == ".yaml" and host in path.read_text()
+    ]
+    assert [path.name for path in written] == ["kustomization.yaml"]
 
 
 def test_local_overlay_serves_plain_http_and_says_so() -> None:
-    manifests = render(K8S / "overlays" / "local")
-    settings = next(c for n, c in by_kind(manifests, "ConfigMap").items() if "settings" in n)
-    assert settings["data"]["AUTHSCALE_COOKIE_SECURE"] == "false"
+    manifests = rendered(Deployment("local"))
+    assert settings(manifests)["AUTHSCALE_COOKIE_SECURE"] == "false"
     assert RENDERED_COPIES["kubernetes"] == Path("deploy/k8s/base/gateway/nginx.conf")
-
-
-def test_token_replicas_hold_no_redis_password() -> None:
-    manifests = render(K8S / "overlays" / "local")
-    (token,) = [
-        m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["name"] == "token"
-    ]
-    (container,) = token["spec"]["template"]["spec"]["containers"]
-    names = {variable["name"] for variable in container.get("env", [])}
-    assert not names & {"AUTHSCALE_REDIS_URL", "REDIS_PASSWORD"}
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "granian"])
@@ -254,20 +257,58 @@ def test_a_server_component_switches_every_role(server: str, tmp_path: Path) -> 
         f"components: [{os.path.relpath(K8S / 'components' / server, tmp_path)}]\n"
     )
     manifests = render(tmp_path)
-    (settings,) = (
-        c for name, c in by_kind(manifests, "ConfigMap").items() if name.startswith("authscale-")
+    assert settings(manifests)["AUTHSCALE_SERVER"] == server
+    (config,) = (
+        c for n, c in by_kind(manifests, "ConfigMap").items() if n.startswith("authscale-")
     )
-    assert settings["data"]["AUTHSCALE_SERVER"] == server
     deployments = by_kind(manifests, "Deployment")
     for role in REPLICA_ROLES:
-        (container,) = deployments[role]["spec"]["template"]["spec"]["containers"]
+        (container,) = pod_spec(deployments[role])["containers"]
         assert container["command"] == ["authscale", "serve", role]
-        assert {"configMapRef": {"name": settings["metadata"]["name"]}} in container["envFrom"]
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in container["envFrom"]
 
 
-def test_the_base_serves_every_role_on_hypercorn(overlay: tuple[str, list[Manifest]]) -> None:
-    _, manifests = overlay
-    (settings,) = (
-        c for name, c in by_kind(manifests, "ConfigMap").items() if name.startswith("authscale-")
+def test_the_base_serves_every_role_on_hypercorn(manifests: tuple[Manifest, ...]) -> None:
+    assert settings(manifests)["AUTHSCALE_SERVER"] == "hypercorn"
+
+
+def test_every_overlay_and_combination_is_checked() -> None:
+    names = {deployment.name for deployment in DEPLOYMENTS}
+    components = {path.name for path in (K8S / "components").iterdir()} - {"uvicorn", "granian"}
+    for overlay in ("local", "production"):
+        assert overlay in names
+        for component in components:
+            rendered_with = any(
+                name.startswith(overlay) and component in name.split("+") for name in names
+            )
+            assert rendered_with == (ONLY_ON.get(component, overlay) == overlay), (
+                f"{overlay} with {component}"
+            )
+
+
+@pytest.mark.parametrize(
+    ("nameserver", "resolver"), [("10.96.0.10", "10.96.0.10"), ("fd00::10", "[fd00::10]")]
+)
+def test_the_gateway_starts_with_the_pods_own_nameserver(
+    nameserver: str, resolver: str, tmp_path: Path
+) -> None:
+    manifests = rendered(Deployment("production"))
+    (gateway,) = pod_spec(by_kind(manifests, "Deployment")["gateway"])["containers"]
+    (tmp_path / "resolv.conf").write_text(
+        f"search authscale.svc.cluster.local svc.cluster.local\nnameserver {nameserver}\n"
+        "nameserver 10.96.0.11\noptions ndots:5\n"
     )
-    assert settings["data"]["AUTHSCALE_SERVER"] == "hypercorn"
+    (tmp_path / "mounted.conf").write_text(gateway_config(manifests))
+    # The container's own script, with its paths moved here and nginx left out (the local nginx
+    # is older than the config's `resolve`).
+    script = (
+        gateway["command"][-1]
+        .replace("/etc/resolv.conf", str(tmp_path / "resolv.conf"))
+        .replace("/etc/nginx/authscale/nginx.conf", str(tmp_path / "mounted.conf"))
+        .replace("/tmp/nginx.conf", str(tmp_path / "nginx.conf"))
+        .replace("exec nginx", "exit 0; nginx")
+    )
+    subprocess.run([*gateway["command"][:-1], script], check=True, timeout=30)
+    text = (tmp_path / "nginx.conf").read_text()
+    assert f"    resolver {resolver} valid=5s ipv6=off;\n" in text
+    assert POD_NAMESERVER not in text

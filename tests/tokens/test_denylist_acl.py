@@ -16,7 +16,7 @@ from authscale.core.slots import user_tag
 from authscale.core.storage import RedisStore
 from authscale.lab.stack.processes import free_port
 from authscale.login.epoch import user_key
-from authscale.tokens.denylist import ACL_USER, Denylist, acl_line, denied_family_key
+from authscale.tokens.denylist import ACL_RULES, ACL_USER, Denylist, acl_line, denied_family_key
 
 ADMIN, TOKEN = "admin-password-for-the-test", "token-password-for-the-test"
 
@@ -71,3 +71,10 @@ def test_the_denylist_user_can_do_nothing_else(acl_redis: int, command: tuple[st
     client = redis.Redis(port=acl_redis, username=ACL_USER, password=TOKEN)
     with pytest.raises(redis.exceptions.NoPermissionError):
         client.execute_command(*command)
+
+
+@pytest.mark.parametrize("path", ["compose.yaml", "deploy/k8s/base/redis.yaml"])
+def test_every_deployment_defines_the_denylist_user_with_the_products_rules(path: str) -> None:
+    """compose and Kubernetes write the ACL line in shell; it must say what ACL_RULES says."""
+    text = (Path(__file__).parents[2] / path).read_text()
+    assert f"user {ACL_USER} on >%s {ACL_RULES}" in text

@@ -163,6 +163,12 @@ RENDERED_COPIES = {
 }
 #: The replicas' port inside containers and pods.
 REPLICA_PORT = 8000
+#: Stands for the pod's own nameserver in the Kubernetes configs. The gateway's start command
+#: (deploy/k8s/base/gateway.yaml) writes the first ``nameserver`` of the pod's /etc/resolv.conf in
+#: its place: the cluster's DNS Service or a node-local cache, whatever the kubelet gives pods,
+#: so no cluster's DNS name or address is baked into the config. Left unreplaced, nginx refuses
+#: to start (it cannot resolve the name), so it never runs without a resolver.
+POD_NAMESERVER = "pod-nameserver.invalid"
 #: HSTS for two years with subdomains: the production overlay serves nothing but HTTPS.
 HSTS = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
 
@@ -211,6 +217,7 @@ def kubernetes_config(
     real_ip_from: Sequence[str] = ("10.0.0.0/8",),
     login_rate: str = "10r/s",
     login_burst: int = 20,
+    resolver: str = POD_NAMESERVER,
 ) -> GatewayConfig:
     """Headless Services re-resolved every few seconds, one upstream server per pod.
 
@@ -225,7 +232,7 @@ def kubernetes_config(
         upstreams={role: [f"{role}.{suffix}:{REPLICA_PORT}"] for role in UPSTREAM_ROLES},
         # Pods see the node's cores, not their CPU limit: match the limit in the manifests.
         worker_processes="2",
-        resolver=f"kube-dns.kube-system.svc.{cluster_domain}",
+        resolver=resolver,
         login_rate=login_rate,
         login_burst=login_burst,
         **CONTAINER_FILES,

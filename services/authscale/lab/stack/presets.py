@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from authscale.lab.stack.gateway import (
+    POD_NAMESERVER,
     RENDERED_COPIES,
     GatewayConfig,
     compose_config,
@@ -49,6 +50,7 @@ def preset(target: str, args: argparse.Namespace) -> GatewayConfig:
             cluster_domain=args.cluster_domain,
             production=target == "kubernetes-production",
             real_ip_from=tuple(args.real_ip_from or ("10.0.0.0/8",)),
+            resolver=args.resolver,
             **limits,
         )
     raise ValueError(f"unknown gateway target {target!r}; targets: {', '.join(TARGETS)}")
@@ -75,6 +77,12 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="CIDR",
         help="kubernetes-production: addresses of the TLS-terminating load balancer or ingress "
         "(repeatable; default 10.0.0.0/8)",
+    )
+    render_cmd.add_argument(
+        "--resolver",
+        default=POD_NAMESERVER,
+        help="kubernetes: the DNS server nginx re-resolves the replicas with (default: the "
+        "pod's own nameserver, filled in when the gateway starts)",
     )
     render_cmd.set_defaults(run=_render_command)
 

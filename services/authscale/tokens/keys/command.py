@@ -2,7 +2,9 @@
 
 Every command works on ``AUTHSCALE_SIGNING_KEYS_DIR`` (or ``--keys-dir``), the directory every
 issuer replica reads; the replicas pick the change up within a second. See
-:mod:`authscale.tokens.keys.keyring` for the phases a rotation goes through.
+:mod:`authscale.tokens.keys.keyring` for the phases a rotation goes through. ``published`` reads
+no key: it asks every issuer replica's public key set whether a rotated key reached it
+(:mod:`authscale.tokens.keys.publication`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import TypeVar
 from authscale.core.settings import PREFIX, Environ
 from authscale.tokens.keys.jwk import DEFAULT_KEY_BITS, MAX_KEY_BITS, MIN_KEY_BITS
 from authscale.tokens.keys.keyring import Keyring, KeyringError
+from authscale.tokens.keys.publication import addresses, ask, laggards
 from authscale.tokens.settings import AccessTokenSettings, KeyringSettings, keys_dir
 
 T = TypeVar("T")
@@ -52,6 +55,32 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
     listing = actions.add_parser("list", help="every key with its phase and times")
     listing.set_defaults(run=_list)
+
+    published = actions.add_parser(
+        "published",
+        help="whether every issuer replica's JWKS lists a key; exit 1 until all of them do",
+    )
+    published.add_argument("kid")
+    published.add_argument(
+        "--jwks-url",
+        default=os.environ.get(f"{PREFIX}JWKS_URL"),
+        help=f"the issuer's key set; each address its host resolves to is asked "
+        f"(default: ${PREFIX}JWKS_URL, which token replicas have)",
+    )
+    published.add_argument(
+        "--address",
+        action="append",
+        metavar="HOST:PORT",
+        help="ask these replicas instead of the addresses the URL's host resolves to",
+    )
+    published.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="ask again every 5 s until every replica lists the key or this much time passed",
+    )
+    published.set_defaults(run=_published)
 
 
 def _bits(text: str) -> int:
@@ -118,6 +147,33 @@ def _list(args: argparse.Namespace) -> int:
             f"{entry.kid:<44} {entry.status(now, retention):<9} {_when(entry.activates_at):<20} "
             f"{_when(entry.deactivates_at):<20}"
         )
+    return 0
+
+
+def _published(args: argparse.Namespace) -> int:
+    if not args.jwks_url:
+        print(f"authscale: give --jwks-url or set {PREFIX}JWKS_URL", file=sys.stderr)
+        return 2
+    deadline = time.monotonic() + args.wait
+    while True:
+        targets = args.address or addresses(args.jwks_url)
+        answers = [ask(args.jwks_url, address) for address in targets]
+        missing = laggards(answers, args.kid)
+        if not missing or time.monotonic() >= deadline:
+            break
+        time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+    for answer in answers:
+        if answer.error:
+            state = f"could not say ({answer.error})"
+        elif args.kid in answer.kids:
+            state = "lists it"
+        else:
+            state = f"does not list it yet (it lists {', '.join(sorted(answer.kids)) or 'none'})"
+        print(f"{answer.address}: {state}")
+    if missing or not answers:
+        print(f"key {args.kid}: {len(missing)} of {len(answers)} issuer replicas do not publish it")
+        return 1
+    print(f"key {args.kid}: every issuer replica ({len(answers)}) publishes it")
     return 0
 
 
