@@ -246,6 +246,11 @@ def test_prometheus_follows_scaling_and_reads_both_variants_rates(
     monitored: tuple[Compose, Prometheus],
 ) -> None:
     compose, prometheus = monitored
+    # The configuration and rules as this Prometheus reads them (promtool ships beside it).
+    checked = compose.run(
+        "exec", "-T", "prometheus", "promtool", "check", "config", "/etc/prometheus/prometheus.yml"
+    )
+    assert f"SUCCESS: {len(rules())} rules found" in checked.stdout + checked.stderr
     wait_for(
         "Prometheus scraped one replica per variant",
         lambda: replicas_up(prometheus) == {"session": 1, "token": 1, "issuer": 2},
