@@ -1,9 +1,9 @@
 """The stand-in images deploy/prepare-docker.sh builds where no registry answers.
 
 compose.yaml names every image through a variable whose default is the upstream image. The
-stand-ins carry local names, never upstream ones, so a machine that has both never runs a
-stand-in by accident; the tests and the compose backend pass these variables only when the
-stand-in exists here and the caller has not chosen an image already.
+stand-ins carry local names, never upstream ones, so `docker compose up` by hand runs the real
+images even on a machine that has both. The tests and the compose backend choose a stand-in
+on purpose, through its variable, when it exists here and the caller has not chosen an image.
 """
 
 from __future__ import annotations
