@@ -15,7 +15,10 @@
 #   3. builds a Debian bookworm base image with debootstrap, from the mirror in this machine's
 #      apt sources, and `docker import`s it as local/debian:bookworm;
 #   4. builds stand-ins for the upstream images that compose.yaml and deploy/Dockerfile name
-#      (python, nginx, redis), from Debian's packages, and tags them with the upstream names;
+#      (python, nginx, redis, and the monitoring profile's Prometheus and exporters), from
+#      Debian's packages, under local names (authscale-standin/...) that never shadow an
+#      upstream image; compose.yaml takes them through the AUTHSCALE_*_IMAGE variables, which
+#      the tests and the lab set when the stand-ins exist (authscale.lab.compose.images);
 #   5. downloads the locked wheels on the host into deploy/wheels, for the offline image build
 #      (AUTHSCALE_BUILD_OFFLINE=1).
 set -euo pipefail
@@ -25,10 +28,15 @@ CACHE=${AUTHSCALE_DOCKER_CACHE:-/var/cache/authscale-docker}
 PIDFILE=$CACHE/dockerd.pid
 SUITE=bookworm
 BASE_IMAGE=local/debian:$SUITE
-# The upstream tags used by compose.yaml and deploy/Dockerfile; tests check they agree.
-PYTHON_IMAGE=python:3.11-slim-bookworm
-NGINX_IMAGE=nginx:1.28-bookworm
-REDIS_IMAGE=redis:7.2-bookworm
+# The stand-ins' local names, each beside the variable compose.yaml reads it from (that
+# variable's default is the upstream image). Tagged with Debian's versions, which they hold;
+# tests check this list against authscale.lab.compose.images.
+AUTHSCALE_PYTHON_IMAGE=authscale-standin/python:3.11
+AUTHSCALE_NGINX_IMAGE=authscale-standin/nginx:1.22
+AUTHSCALE_REDIS_IMAGE=authscale-standin/redis:7.0
+AUTHSCALE_PROMETHEUS_IMAGE=authscale-standin/prometheus:2.42
+AUTHSCALE_NGINX_EXPORTER_IMAGE=authscale-standin/nginx-exporter:0.11
+AUTHSCALE_REDIS_EXPORTER_IMAGE=authscale-standin/redis-exporter:1.45
 
 log() { printf 'prepare-docker: %s\n' "$*" >&2; }
 elapsed() { printf '%ss' "$((SECONDS - $1))"; }
@@ -152,7 +160,7 @@ build_base_image() {
     log "$BASE_IMAGE built in $(elapsed "$started")"
 }
 
-# stand_in TAG <<Dockerfile: builds an image FROM the Debian base under an upstream image's name.
+# stand_in TAG <<Dockerfile: builds an image FROM the Debian base under a stand-in's local name.
 stand_in() {
     local tag=$1 started=$SECONDS
     if docker image inspect "$tag" >/dev/null 2>&1; then
@@ -176,7 +184,7 @@ stand_in() {
 build_stand_ins() {
     # Debian's Python 3.11 refuses system-wide pip installs (PEP 668); the Dockerfile installs
     # into a venv, which works the same on the upstream image.
-    stand_in "$PYTHON_IMAGE" <<EOF
+    stand_in "$AUTHSCALE_PYTHON_IMAGE" <<EOF
 FROM $BASE_IMAGE
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         python3 python3-venv ca-certificates \
@@ -186,7 +194,7 @@ CMD ["python3"]
 EOF
     # nginx 1.22 here, 1.28 upstream: the gateway config uses nothing newer than 1.22. Nothing
     # else is added: the compose healthcheck needs only bash, as in the upstream image.
-    stand_in "$NGINX_IMAGE" <<EOF
+    stand_in "$AUTHSCALE_NGINX_IMAGE" <<EOF
 FROM $BASE_IMAGE
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         nginx ca-certificates \
@@ -196,7 +204,7 @@ CMD ["nginx", "-g", "daemon off;"]
 EOF
     # Redis 7.0 here, 7.2 upstream. /data belongs to uid 999 as in the upstream image, so a new
     # named volume mounted there is writable by the redis user compose.yaml runs as.
-    stand_in "$REDIS_IMAGE" <<EOF
+    stand_in "$AUTHSCALE_REDIS_IMAGE" <<EOF
 FROM $BASE_IMAGE
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         redis-server \
@@ -204,6 +212,32 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && mkdir /data && chown 999:999 /data
 WORKDIR /data
 CMD ["redis-server"]
+EOF
+    # The monitoring profile (Prometheus 2.42 and exporters 0.11 and 1.45 here, newer
+    # upstream). Each binary is linked where the upstream image keeps it, since compose.yaml
+    # names it as the entrypoint; /prometheus belongs to nobody (65534) as upstream, and wget
+    # is there for the healthcheck, as busybox's is in the upstream image.
+    stand_in "$AUTHSCALE_PROMETHEUS_IMAGE" <<EOF
+FROM $BASE_IMAGE
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        prometheus wget \
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /prometheus && chown 65534:65534 /prometheus
+CMD ["prometheus"]
+EOF
+    stand_in "$AUTHSCALE_NGINX_EXPORTER_IMAGE" <<EOF
+FROM $BASE_IMAGE
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        prometheus-nginx-exporter \
+    && rm -rf /var/lib/apt/lists/* \
+    && ln -s prometheus-nginx-exporter /usr/bin/nginx-prometheus-exporter
+EOF
+    stand_in "$AUTHSCALE_REDIS_EXPORTER_IMAGE" <<EOF
+FROM $BASE_IMAGE
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+        prometheus-redis-exporter \
+    && rm -rf /var/lib/apt/lists/* \
+    && ln -s /usr/bin/prometheus-redis-exporter /redis_exporter
 EOF
 }
 
@@ -260,6 +294,14 @@ main() {
     # would otherwise fill up with them.
     docker image prune -f >/dev/null
     log "ready in $(elapsed "$started"); build offline with AUTHSCALE_BUILD_OFFLINE=1"
+    log "compose by hand takes the stand-ins with these variables (or the same lines in .env):"
+    printf '%s\n' \
+        "AUTHSCALE_PYTHON_IMAGE=$AUTHSCALE_PYTHON_IMAGE" \
+        "AUTHSCALE_NGINX_IMAGE=$AUTHSCALE_NGINX_IMAGE" \
+        "AUTHSCALE_REDIS_IMAGE=$AUTHSCALE_REDIS_IMAGE" \
+        "AUTHSCALE_PROMETHEUS_IMAGE=$AUTHSCALE_PROMETHEUS_IMAGE" \
+        "AUTHSCALE_NGINX_EXPORTER_IMAGE=$AUTHSCALE_NGINX_EXPORTER_IMAGE" \
+        "AUTHSCALE_REDIS_EXPORTER_IMAGE=$AUTHSCALE_REDIS_EXPORTER_IMAGE" >&2
 }
 
 main "$@"

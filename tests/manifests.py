@@ -57,6 +57,11 @@ class Deployment:
         return "+".join((self.overlay, *self.components))
 
 
+def in_cluster_redis(deployment: Deployment) -> bool:
+    """Whether the deployment runs its own Redis (every one but those with ``redis-external``)."""
+    return "redis-external" not in deployment.components
+
+
 #: Components that suit one overlay only, and why.
 ONLY_ON = {
     # The local overlay has no edge (port-forward), and its issuer address carries a port,

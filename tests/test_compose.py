@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from authscale.lab.compose.engine import compose_program, missing_engine
+from authscale.lab.compose.images import stand_in_environ
 from authscale.lab.stack.processes import free_port
 
 
@@ -130,18 +131,26 @@ def test_the_file_is_compose_spec_for_v2_and_1_29() -> None:
     assert "version" not in data, "compose v2 warns on it and the spec dropped it"
     services = data["services"]
     assert set(services) >= {"redis", "keys", "users", "issuer", "session", "token", "gateway"}
-    assert {
-        name for name, service in services.items() if "load" in service.get("profiles", [])
-    } == {
-        "locust",
-        "locust-worker",
+    in_profile = {
+        profile: {
+            name for name, service in services.items() if profile in service.get("profiles", [])
+        }
+        for profile in ("load", "monitoring")
     }
+    assert in_profile["load"] == {"locust", "locust-worker"}
+    assert in_profile["monitoring"] == set(MONITORING_SERVICES)
 
 
-def test_only_the_gateway_and_locust_publish_and_on_loopback_by_default() -> None:
+#: The monitoring profile; its exporters' upstream images hold their binary alone, with nothing
+#: to run a healthcheck with (Prometheus's `up` series says whether they answer).
+MONITORING_SERVICES = ("prometheus", "nginx-exporter", "redis-exporter", "grafana")
+EXPORTERS = {"nginx-exporter", "redis-exporter"}
+
+
+def test_only_the_gateway_and_web_uis_publish_and_on_loopback_by_default() -> None:
     services = compose_file()["services"]
     published = {name: service["ports"] for name, service in services.items() if "ports" in service}
-    assert set(published) == {"gateway", "locust"}
+    assert set(published) == {"gateway", "locust", "prometheus", "grafana"}
     for ports in published.values():
         for port in ports:
             assert port.startswith("${AUTHSCALE_") and ":-127.0.0.1}:" in port, port
@@ -153,6 +162,11 @@ def test_backing_services_sit_on_internal_networks() -> None:
     assert data["networks"]["data"]["internal"] is True
     services = data["services"]
     assert services["redis"]["networks"] == ["data"]
+    assert data["networks"]["metrics"]["internal"] is True
+    # The monitoring profile reaches Redis only through its exporter, and publishes on a
+    # network of its own.
+    assert "data" not in services["prometheus"]["networks"]
+    assert services["redis-exporter"]["networks"] == ["data", "metrics"]
     assert "data" not in services["gateway"]["networks"], "the gateway never reaches Redis"
     for role in ("session", "token", "issuer"):
         assert "edge" not in services[role]["networks"], f"{role} is reachable around the gateway"
@@ -176,12 +190,18 @@ def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependenci
     for name, service in services.items():
         if name in one_shots or name == "locust-worker":
             continue
+        if name in EXPORTERS:
+            assert service["healthcheck"] == {"disable": True}, name
+            continue
         assert "test" in service["healthcheck"], name
     for name, service in services.items():
         for dependency, condition in service.get("depends_on", {}).items():
-            expected = (
-                "service_completed_successfully" if dependency in one_shots else "service_healthy"
-            )
+            if dependency in one_shots:
+                expected = "service_completed_successfully"
+            elif dependency in EXPORTERS:
+                expected = "service_started"
+            else:
+                expected = "service_healthy"
             assert condition == {"condition": expected}, f"{name} -> {dependency}"
 
 
@@ -252,6 +272,8 @@ def compose() -> Iterator[Compose]:
     wheels = any((ROOT / "deploy" / "wheels").glob("*.whl"))
     env = {
         **os.environ,
+        # The stand-ins deploy/prepare-docker.sh built, where it ran (their names are local).
+        **stand_in_environ(os.environ),
         "COMPOSE_PROJECT_NAME": PROJECT,
         "AUTHSCALE_REDIS_PASSWORD": secrets.token_hex(24),
         "AUTHSCALE_COOKIE_SECURE": "false",

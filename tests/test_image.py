@@ -18,6 +18,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from authscale.lab.compose.images import STAND_INS
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 PROJECT = "authscale (pyproject.toml)"
@@ -119,24 +121,43 @@ def test_the_build_lock_satisfies_the_build_system() -> None:
         assert requirement.specifier.contains(lock[name].version)
 
 
-def script_tags() -> dict[str, str]:
-    text = (DEPLOY / "prepare-docker.sh").read_text()
-    return dict(re.findall(r"^(PYTHON|NGINX|REDIS)_IMAGE=(\S+)$", text, re.MULTILINE))
+def compose_defaults() -> dict[str, str]:
+    """compose.yaml's image variables and their defaults, the upstream images."""
+    text = (ROOT / "compose.yaml").read_text()
+    return dict(re.findall(r"\$\{(AUTHSCALE_[A-Z_]+_IMAGE):-([^}]+)\}", text))
 
 
 def test_every_file_names_the_same_upstream_images() -> None:
-    tags = script_tags()
-    assert set(tags) == {"PYTHON", "NGINX", "REDIS"}
+    upstream = compose_defaults()
+    assert set(upstream) >= {
+        "AUTHSCALE_PYTHON_IMAGE",
+        "AUTHSCALE_NGINX_IMAGE",
+        "AUTHSCALE_REDIS_IMAGE",
+    }
     dockerfile = (DEPLOY / "Dockerfile").read_text()
-    assert f"ARG PYTHON_IMAGE={tags['PYTHON']}\n" in dockerfile
+    assert f"ARG PYTHON_IMAGE={upstream['AUTHSCALE_PYTHON_IMAGE']}\n" in dockerfile
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
-    assert compose["gateway"]["image"] == tags["NGINX"]
-    assert compose["redis"]["image"] == tags["REDIS"]
+    assert compose["gateway"]["image"] == "${AUTHSCALE_NGINX_IMAGE:-nginx:1.28-bookworm}"
+    assert compose["redis"]["image"] == "${AUTHSCALE_REDIS_IMAGE:-redis:7.2-bookworm}"
     manifests = "".join(path.read_text() for path in (DEPLOY / "k8s" / "base").glob("*.yaml"))
     assert set(re.findall(r"image: (nginx:\S+|redis:\S+)", manifests)) == {
-        tags["NGINX"],
-        tags["REDIS"],
+        upstream["AUTHSCALE_NGINX_IMAGE"],
+        upstream["AUTHSCALE_REDIS_IMAGE"],
     }
+    example = (ROOT / ".env.example").read_text()
+    for variable, image in upstream.items():
+        assert f"\n{variable}={image}\n" in example, f"{variable} in .env.example"
+
+
+def test_stand_ins_carry_local_names_never_upstream_ones() -> None:
+    script = (DEPLOY / "prepare-docker.sh").read_text()
+    built = dict(re.findall(r"^(AUTHSCALE_[A-Z_]+_IMAGE)=(\S+)$", script, re.MULTILINE))
+    assert built == STAND_INS, "prepare-docker.sh and authscale.lab.compose.images disagree"
+    upstream = compose_defaults()
+    assert set(STAND_INS) <= set(upstream), "every stand-in replaces an image compose.yaml names"
+    for tag in STAND_INS.values():
+        assert tag.startswith("authscale-standin/"), tag
+        assert tag not in upstream.values()
 
 
 def test_the_build_context_holds_only_what_the_image_needs() -> None:

@@ -27,6 +27,7 @@ from tests.manifests import (
     containers,
     every_deployment,
     gateway_config,
+    in_cluster_redis,
     pod_spec,
     render,
     render_every_deployment,
@@ -59,6 +60,27 @@ DEPLOYMENTS = every_deployment()
 @pytest.fixture(scope="module", params=DEPLOYMENTS, ids=lambda deployment: deployment.name)
 def manifests(request: pytest.FixtureRequest) -> tuple[Manifest, ...]:
     return render_every_deployment()[request.param]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[d for d in DEPLOYMENTS if in_cluster_redis(d)],
+    ids=lambda deployment: deployment.name,
+)
+def with_redis(request: pytest.FixtureRequest) -> tuple[Manifest, ...]:
+    """The deployments that run their own Redis."""
+    return render_every_deployment()[request.param]
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    [d for d in DEPLOYMENTS if not in_cluster_redis(d)],
+    ids=lambda deployment: deployment.name,
+)
+def test_an_external_redis_leaves_no_redis_behind(deployment: Deployment) -> None:
+    manifests = render_every_deployment()[deployment]
+    assert "redis" not in by_kind(manifests, "StatefulSet")
+    assert "redis-backup" not in by_kind(manifests, "CronJob")
 
 
 def test_base_and_cluster_render_too() -> None:
@@ -166,11 +188,9 @@ def test_the_gateway_upstreams_are_headless_and_resolved_with_the_pods_nameserve
 
 
 def test_an_in_cluster_redis_is_persistent_password_protected_and_never_evicts(
-    manifests: tuple[Manifest, ...],
+    with_redis: tuple[Manifest, ...],
 ) -> None:
-    redis = by_kind(manifests, "StatefulSet").get("redis")
-    if redis is None:
-        pytest.skip("Redis is external in this combination")
+    redis = by_kind(with_redis, "StatefulSet")["redis"]
     (container,) = pod_spec(redis)["containers"]
     script = container["command"][-1]
     assert "--appendonly yes" in script

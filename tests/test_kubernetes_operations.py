@@ -17,6 +17,7 @@ from tests.manifests import (
     containers,
     every_deployment,
     gateway_config,
+    in_cluster_redis,
     pod_spec,
     render_every_deployment,
     workloads,
@@ -41,6 +42,16 @@ DIGEST = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 @pytest.fixture(scope="module", params=every_deployment(), ids=lambda deployment: deployment.name)
 def manifests(request: pytest.FixtureRequest) -> tuple[Manifest, ...]:
+    return render_every_deployment()[request.param]
+
+
+@pytest.fixture(
+    scope="module",
+    params=[d for d in every_deployment() if in_cluster_redis(d)],
+    ids=lambda deployment: deployment.name,
+)
+def with_redis(request: pytest.FixtureRequest) -> tuple[Manifest, ...]:
+    """The deployments that run their own Redis."""
     return render_every_deployment()[request.param]
 
 
@@ -170,12 +181,10 @@ def test_disruptions_stay_survivable(manifests: tuple[Manifest, ...]) -> None:
 
 
 def test_an_in_cluster_redis_leaves_room_for_the_rewrite_and_is_backed_up(
-    manifests: tuple[Manifest, ...],
+    with_redis: tuple[Manifest, ...],
 ) -> None:
-    redis = by_kind(manifests, "StatefulSet").get("redis")
-    if redis is None:
-        assert "redis-backup" not in by_kind(manifests, "CronJob")
-        pytest.skip("Redis is external in this combination")
+    manifests = with_redis
+    redis = by_kind(manifests, "StatefulSet")["redis"]
     (container,) = pod_spec(redis)["containers"]
     env = {variable["name"]: variable.get("value") for variable in container["env"]}
     maxmemory = int(env["REDIS_MAXMEMORY"].removesuffix("mb")) * 2**20

@@ -93,11 +93,11 @@ def test_the_token_user_may_only_check_denylist_markers(
     in_cluster_redis: tuple[int, str, str],
 ) -> None:
     port, password, token_password = in_cluster_redis
-    redis.Redis(port=port, password=password).set(denied_family_key("f1"), 1)
+    redis.Redis(port=port, password=password).set(denied_family_key("ab12", "f1"), 1)
     token = redis.Redis(port=port, username=ACL_USER, password=token_password)
-    assert token.exists(denied_family_key("f1")) == 1
+    assert token.exists(denied_family_key("ab12", "f1")) == 1
     with pytest.raises(redis.exceptions.NoPermissionError):
-        token.get(denied_family_key("f1"))
+        token.get(denied_family_key("ab12", "f1"))
     with pytest.raises(redis.exceptions.NoPermissionError):
         token.exists("session:anything")
 

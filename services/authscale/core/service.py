@@ -19,7 +19,7 @@ from quart_cors import cors
 from authscale.core.errors import ConfigError, DependencyUnavailable, register_error_handlers
 from authscale.core.forwarding import TrustedProxyMiddleware
 from authscale.core.logs import bind_request_id, configure_logging
-from authscale.core.metrics import REQUESTS, register_metrics_route
+from authscale.core.metrics import register_metrics
 from authscale.core.settings import Settings
 from authscale.core.storage import RedisStore
 
@@ -66,7 +66,7 @@ def create_service(role: str, settings: Settings, *, uses_redis: bool = True) ->
     _register_probes(service)
     _register_response_headers(service)
     register_error_handlers(app)
-    register_metrics_route(app)
+    register_metrics(app, role)
     if settings.cors_origins:
         cors(
             app,
@@ -155,6 +155,4 @@ def _register_response_headers(service: Service) -> None:
         response.headers["X-Replica"] = replica
         # Every answer here is per-user or about credentials; none may be cached anywhere.
         response.headers["Cache-Control"] = "no-store"
-        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        REQUESTS.labels(service.role, rule, request.method, str(response.status_code)).inc()
         return response

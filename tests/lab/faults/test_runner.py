@@ -79,6 +79,12 @@ def test_the_report_has_a_table_and_a_plot_per_scenario(
     for name, result in results.items():
         assert f"## {result.title}" in report
         assert (out / f"{name}.png").stat().st_size > 0
+        # The latency panels' data: Locust's per-name history of the same run.
+        assert result.timeline is not None and result.timeline.latency is not None, name
+    timeline = results["replica-loss"].timeline
+    assert timeline is not None and timeline.latency is not None
+    assert timeline.latency.busiest("session ") == "session dashboard"
+    assert timeline.latency.busiest("token ") == "token dashboard"
 
 
 def test_a_fault_that_outlasts_the_load_is_a_clear_error() -> None:

@@ -6,16 +6,19 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from authscale import cli
 from authscale.lab.stack.gateway import (
     HSTS,
     POD_NAMESERVER,
     RENDERED_COPIES,
+    STATUS_PORT,
     GatewayConfig,
     compose_config,
     kubernetes_config,
@@ -243,8 +246,15 @@ def test_compose_config_is_valid_nginx_with_the_names_resolved(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
 
 
+@dataclass(frozen=True)
+class ComposeGateway:
+    url: str
+    #: The internal-only stub_status listener (compose's port 8081).
+    status_url: str
+
+
 @pytest.fixture
-def gateway_without_replicas(tmp_path: Path) -> Iterator[str]:
+def gateway_without_replicas(tmp_path: Path) -> Iterator[ComposeGateway]:
     """The compose gateway, with HSTS as in production, every upstream a closed loopback port."""
     closed = free_port()
     text = render(compose_config()).replace(
@@ -252,8 +262,9 @@ def gateway_without_replicas(tmp_path: Path) -> Iterator[str]:
     )
     for role in ("session", "token", "issuer"):
         text = text.replace(f"server {role}:8000", f"server 127.0.0.1:{closed}")
-    port = free_port()
+    port, status_port = free_port(), free_port()
     text = text.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+    text = text.replace(f"listen {STATUS_PORT};", f"listen 127.0.0.1:{status_port};")
     text = text.replace("/tmp", str(tmp_path)).replace("/dev/stdout", str(tmp_path / "a.log"))
     (tmp_path / "nginx.conf").write_text(text)
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -277,7 +288,7 @@ def gateway_without_replicas(tmp_path: Path) -> Iterator[str]:
             break
         except httpx.TransportError:
             time.sleep(0.05)
-    yield url
+    yield ComposeGateway(url, f"http://127.0.0.1:{status_port}")
     process.terminate()
     process.wait(10)
 
@@ -292,8 +303,10 @@ def assert_gateway_headers(response: httpx.Response, *, hsts: bool) -> None:
     assert "message" in json_of(response)
 
 
-def test_the_gateways_own_errors_carry_every_header(gateway_without_replicas: str) -> None:
-    with httpx.Client(base_url=gateway_without_replicas, timeout=10) as client:
+def test_the_gateways_own_errors_carry_every_header(
+    gateway_without_replicas: ComposeGateway,
+) -> None:
+    with httpx.Client(base_url=gateway_without_replicas.url, timeout=10) as client:
         for response in (client.get("/session/ping"), client.get("/token/ping")):
             assert response.status_code == 502
             assert response.headers["Retry-After"] == "1"
@@ -302,6 +315,28 @@ def test_the_gateways_own_errors_carry_every_header(gateway_without_replicas: st
             assert response.status_code == status
             assert "Retry-After" not in response.headers
             assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_stub_status_answers_only_on_the_internal_listener(
+    gateway_without_replicas: ComposeGateway,
+) -> None:
+    public = httpx.get(f"{gateway_without_replicas.url}/stub_status", timeout=10)
+    assert public.status_code == 404
+    assert json_of(public) == {"message": "Not found"}
+    status = httpx.get(f"{gateway_without_replicas.status_url}/stub_status", timeout=10)
+    assert status.status_code == 200
+    # What the nginx exporter parses: the stub_status module's plain-text counters.
+    assert status.text.startswith("Active connections: ")
+    assert "server accepts handled requests" in status.text
+    # Nothing else is served there: it is for the exporter, not a second way in.
+    assert httpx.get(f"{gateway_without_replicas.status_url}/session/ping").status_code == 404
+
+
+def test_compose_publishes_only_the_public_listener() -> None:
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    ports = compose["services"]["gateway"]["ports"]
+    assert ports == ["${AUTHSCALE_GATEWAY_BIND:-127.0.0.1}:${AUTHSCALE_GATEWAY_PORT:-8080}:8080"]
+    assert f"listen {STATUS_PORT};" in (ROOT / RENDERED_COPIES["compose"]).read_text()
 
 
 def test_nginx_429_carries_every_header(limited_stack: LocalStack) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from authscale.lab.backend import ROLES, StackPlan
 from authscale.lab.compose import engine as docker_engine
+from authscale.lab.compose.images import stand_in_environ
 from authscale.lab.compose.project import Project, answers
 from authscale.lab.compose.stack import ComposeStack
 from authscale.lab.stack import gateway
@@ -72,6 +73,8 @@ class ComposeBackend:
         wheels = any((self.root / "deploy" / "wheels").glob("*.whl"))
         self.base_env = {
             **os.environ,
+            # The stand-ins deploy/prepare-docker.sh built, where it ran (their names are local).
+            **stand_in_environ(os.environ),
             "COMPOSE_FILE": str(self.root / "compose.yaml"),
             "AUTHSCALE_COOKIE_SECURE": "false",
             "AUTHSCALE_DEMO_USER": "false",

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from authscale.lab import plots
 from authscale.lab.faults.checks import ScenarioResult
 from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.latency import PERCENTILES, LatencyHistory
 from authscale.lab.faults.timeline import Timeline, describe
 from authscale.lab.measure import machine
 
 #: One panel per variant in every timeline plot.
 PANELS = (("session", "session "), ("token", "token "))
 FAILURE_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+#: p50, p95, p99; none of them red, the colour of the fault's marks.
+LATENCY_COLOURS = ("#2ca02c", "#1f77b4", "#9467bd")
 
 
 STACKS = {
@@ -121,27 +125,59 @@ def failures_table(result: ScenarioResult) -> list[str]:
 
 
 def timeline_plot(path: Path, result: ScenarioResult) -> Path:
+    """Per variant, answers and failures per second (left) beside latency per second (right)."""
     plt = plots.pyplot()
     timeline = result.timeline
     assert timeline is not None
-    figure, panels = plt.subplots(len(PANELS), 1, figsize=(8, 5.5), dpi=110, sharex=True)
+    figure, grid = plt.subplots(
+        len(PANELS), 2, figsize=(13, 5.5), dpi=110, sharex=True, squeeze=False
+    )
     start = timeline.first_second
-    for axes, (variant, prefix) in zip(panels, PANELS, strict=True):
+    for (answers_axes, latency_axes), (variant, prefix) in zip(grid, PANELS, strict=True):
         seconds, answers, failures = timeline.per_second(prefix)
         # Steps: each count belongs to the whole second in which its requests started.
-        axes.step(seconds, answers, where="post", color="#1f77b4", label="answers/s")
+        answers_axes.step(seconds, answers, where="post", color="#1f77b4", label="answers/s")
         for (status, counts), colour in zip(failures.items(), FAILURE_COLOURS, strict=False):
             label = "connection error" if status == 0 else f"failed {status}"
-            axes.step(seconds, counts, where="post", color=colour, label=label)
-        for at, label in result.marks:
-            if label in ("load starts", "load ends"):
-                continue
-            axes.axvline(at - start, color="#d62728", linestyle="--", alpha=0.7)
-            axes.annotate(label, (at - start, 0), rotation=90, fontsize=7, va="bottom", ha="right")
-        axes.set_ylabel(f"{variant}: per second")
-        axes.set_ylim(bottom=0)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=7, loc="upper right")
-    panels[-1].set_xlabel("seconds since the first answer")
-    panels[0].set_title(result.title)
+            answers_axes.step(seconds, counts, where="post", color=colour, label=label)
+        answers_axes.set_ylabel(f"{variant}: per second")
+        answers_axes.set_ylim(bottom=0)
+        latency_plot(latency_axes, timeline.latency, prefix, start)
+        latency_axes.set_ylabel(f"{variant}: response time (ms)")
+        for axes in (answers_axes, latency_axes):
+            mark_faults(axes, result, start)
+            axes.grid(alpha=0.3)
+            if axes.get_legend_handles_labels()[0]:
+                axes.legend(fontsize=7, loc="upper right")
+    for axes in grid[-1]:
+        axes.set_xlabel("seconds since the first answer")
+    grid[0][0].set_title(result.title)
+    grid[0][1].set_title("response time: Locust's percentiles over its last 10 s")
     return plots.save(figure, path)
+
+
+def latency_plot(axes: Any, latency: LatencyHistory | None, prefix: str, start: int) -> None:
+    series = latency.series(prefix, start) if latency is not None else None
+    if series is None:
+        axes.text(0.5, 0.5, "no latency history in this run", ha="center", transform=axes.transAxes)
+        return
+    for column, colour in zip(PERCENTILES, LATENCY_COLOURS, strict=True):
+        label = f"{series.name} p{column.rstrip('%')}"
+        axes.plot(series.seconds, series.milliseconds[column], color=colour, label=label)
+    # From sub-millisecond reads to multi-second stalls in one panel, labelled 2, 50, 900 ms.
+    axes.set_yscale("log")
+    from matplotlib.ticker import StrMethodFormatter  # with pyplot: only when drawing
+
+    for formatter in (axes.yaxis.set_major_formatter, axes.yaxis.set_minor_formatter):
+        formatter(StrMethodFormatter("{x:g}"))
+
+
+def mark_faults(axes: Any, result: ScenarioResult, start: int) -> None:
+    for at, label in result.marks:
+        if label in ("load starts", "load ends"):
+            continue
+        axes.axvline(at - start, color="#d62728", linestyle="--", alpha=0.7)
+        axes.annotate(
+            label, (at - start, 0), xycoords=("data", "axes fraction"), rotation=90,
+            fontsize=7, va="bottom", ha="right",
+        )  # fmt: skip

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from authscale.lab import load, run
@@ -23,6 +23,7 @@ from authscale.lab.backend import LOAD_LOGIN_LIMIT, Backend, Stack, StackPlan
 from authscale.lab.faults import report as fault_report
 from authscale.lab.faults.checks import ScenarioResult
 from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.latency import LatencyHistory
 from authscale.lab.faults.timeline import Timeline
 from authscale.lab.stack.backend import LocalBackend
 from authscale.lab.stack.processes import StackError
@@ -125,7 +126,8 @@ class FaultRun:
             weights=weights or {"dashboard": 100, "refresh": 0},
             locustfile=self.config.locustfile,
             scenario=scenario,
-            extra_args=("--timeline", str(timeline_path)),
+            # Per-name rows in the stats history: the report plots each variant's latency.
+            extra_args=("--timeline", str(timeline_path), "--csv-full-history"),
         )
         with load.Locust(plan) as locust:
             began = time.monotonic()
@@ -138,7 +140,9 @@ class FaultRun:
             self.mark("load ends")
             locust.stop()
         locust.check(timeline_path)
-        return Timeline.read(timeline_path)
+        history_path = self.raw / f"{tag}_stats_history.csv"
+        latency = LatencyHistory.read(history_path) if history_path.is_file() else None
+        return replace(Timeline.read(timeline_path), latency=latency)
 
 
 Scenario = Callable[[FaultRun], ScenarioResult]

@@ -1,4 +1,8 @@
-"""What Locust's ``--timeline`` CSV says: answers per second by request name, status and outcome."""
+"""What Locust's ``--timeline`` CSV says: answers per second by request name, status and outcome.
+
+A run's timeline also carries the same run's latency history (``*_stats_history.csv``), which
+the report plots beside the answers.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from authscale.lab.faults.latency import LatencyHistory
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,8 @@ class Row:
 @dataclass(frozen=True)
 class Timeline:
     rows: Sequence[Row]
+    #: Locust's percentiles per second for the same run, when it wrote them.
+    latency: LatencyHistory | None = None
 
     @classmethod
     def read(cls, path: Path) -> Timeline:

@@ -63,6 +63,9 @@ class GatewayConfig:
     #: servers needs nginx 1.27.3 or later; ``None`` resolves names once, at start or reload.
     resolver: str | None = None
     resolver_valid: str = "5s"
+    #: An internal-only listener (``8081``, ``127.0.0.1:9113``) serving ``/stub_status`` for the
+    #: nginx exporter; ``None`` serves none.
+    status_listen: str | None = None
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\d+r/[sm]", self.login_rate):
@@ -120,7 +123,27 @@ def _values(config: GatewayConfig) -> dict[str, str]:
         "server_extra": "".join(f"        {line}\n" for line in config.server_extra),
         "forwarded_proto": config.forwarded_proto,
         "next_upstream_tries": str(max(2, min(largest, 4))),
+        "status_server": _status_server(config.status_listen),
     }
+
+
+def _status_server(listen: str | None) -> str:
+    if listen is None:
+        return ""
+    return (
+        "    # nginx's connection counters for the Prometheus exporter, on a listener of its\n"
+        "    # own that is never published: the server above answers /stub_status with a 404.\n"
+        "    server {\n"
+        f"        listen {listen};\n"
+        "        access_log off;\n"
+        "        location = /stub_status {\n"
+        "            stub_status;\n"
+        "        }\n"
+        "        location / {\n"
+        '            return 404 \'{"message":"Not found"}\';\n'
+        "        }\n"
+        "    }\n"
+    )
 
 
 def _upstream(config: GatewayConfig, role: str, *, login: bool = False) -> str:
@@ -169,6 +192,9 @@ REPLICA_PORT = 8000
 #: so no cluster's DNS name or address is baked into the config. Left unreplaced, nginx refuses
 #: to start (it cannot resolve the name), so it never runs without a resolver.
 POD_NAMESERVER = "pod-nameserver.invalid"
+
+#: The gateway's stub_status listener inside compose's networks; compose publishes only 8080.
+STATUS_PORT = 8081
 #: HSTS for two years with subdomains: the production overlay serves nothing but HTTPS.
 HSTS = 'add_header Strict-Transport-Security "max-age=63072000; includeSubDomains" always;'
 
@@ -205,6 +231,7 @@ def compose_config(login_rate: str = "10r/s", login_burst: int = 20) -> GatewayC
         upstreams={role: [f"{role}:{REPLICA_PORT}"] for role in UPSTREAM_ROLES},
         login_rate=login_rate,
         login_burst=login_burst,
+        status_listen=str(STATUS_PORT),
         **CONTAINER_FILES,
     )
 
