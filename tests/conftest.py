@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -24,6 +25,7 @@ import redis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
+from authscale.core.redis_url import cluster_address, is_cluster
 from authscale.core.settings import PasswordSettings, RedisSettings, Settings
 from authscale.core.storage import RedisStore
 from authscale.lab.stack.local import ROLE_PORT_OFFSETS, LocalStack, StackConfig
@@ -111,11 +113,76 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.process.wait(10)
 
 
+#: What a module's tests run on unless it says otherwise (``REDIS_DEPLOYMENTS`` in the module).
+SINGLE, CLUSTER = "single", "cluster"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Modules that hold the contract (``REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)``) run every test
+    that reaches Redis twice: on one redis-server and on a 3-master Redis Cluster. The cluster
+    runs are marked ``cluster``: ``make test`` leaves them to ``make test-all``."""
+    if "redis_deployment" not in metafunc.fixturenames:
+        return
+    deployments = getattr(metafunc.module, "REDIS_DEPLOYMENTS", (SINGLE,))
+    metafunc.parametrize(
+        "redis_deployment",
+        [
+            pytest.param(name, marks=[pytest.mark.cluster] if name == CLUSTER else [], id=name)
+            for name in deployments
+        ],
+        indirect=True,
+    )
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """The shared Redis, emptied for this test."""
-    redis_server.client().flushdb()
-    return redis_server.url
+def redis_deployment(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", SINGLE))
+
+
+@pytest.fixture
+def redis_url(redis_deployment: str, request: pytest.FixtureRequest) -> str:
+    """The shared Redis, or the shared Redis Cluster, emptied for this test."""
+    if redis_deployment == CLUSTER:
+        return str(request.getfixturevalue("redis_cluster_url"))
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.client().flushdb()
+    return server.url
+
+
+class _Admin(redis.Redis):
+    def __exit__(self, *_: object) -> None:
+        """``with redis_admin as client:`` reads well; the fixture closes the client."""
+
+
+class _ClusterAdmin(redis.RedisCluster):
+    def __exit__(self, *_: object) -> None:
+        """As :class:`_Admin`."""
+
+
+def admin_client(url: str) -> redis.Redis:
+    """A synchronous client for a test's own reads and writes, on either deployment (the product
+    uses its asyncio store). Its ``keys`` sees every master of a cluster."""
+    if not is_cluster(url):
+        return _Admin.from_url(url, decode_responses=True)
+    address = cluster_address(url)
+    host, port = address.nodes[0]
+    cluster = _ClusterAdmin(host=host, port=port, password=address.password, decode_responses=True)
+    return cast(redis.Redis, cluster)
+
+
+def every_key(client: redis.Redis, pattern: str = "*") -> list[str]:
+    """``KEYS pattern`` over every master of a cluster, or the single Redis."""
+    if isinstance(client, redis.RedisCluster):
+        return list(client.keys(pattern, target_nodes=redis.RedisCluster.PRIMARIES))
+    return list(client.keys(pattern))
+
+
+@pytest.fixture
+def redis_admin(redis_url: str) -> Iterator[redis.Redis]:
+    """:func:`admin_client` on this test's Redis or Redis Cluster."""
+    client = admin_client(redis_url)
+    yield client
+    client.close()
 
 
 def make_settings(redis_url: str, **environ: str) -> Settings:

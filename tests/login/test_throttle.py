@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import redis
 from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
@@ -15,7 +14,19 @@ from authscale.core.storage import RedisStore
 from authscale.login.epoch import StaleLogin, devices_key, user_key
 from authscale.login.throttle import LoginThrottle
 from authscale.session.app import create_app
-from tests.conftest import PASSWORD, add_user, create_user, make_settings
+from tests.conftest import (
+    CLUSTER,
+    PASSWORD,
+    SINGLE,
+    add_user,
+    admin_client,
+    create_user,
+    make_settings,
+)
+
+#: The contract holds on one Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)
+
 
 BUDGET = 3
 
@@ -141,7 +152,7 @@ async def test_known_devices_are_capped_per_account(redis_url: str, username: st
         clients = [application.test_client() for _ in range(5)]
         for client in clients:
             assert await attempt(client, username, PASSWORD) == 200
-    devices = redis.Redis.from_url(redis_url).zcard(devices_key(username))
+    devices = admin_client(redis_url).zcard(devices_key(username))
     assert devices == 3
 
 
@@ -152,8 +163,8 @@ async def test_a_login_that_raced_a_password_change_records_no_device(
     store.open()
     throttle = LoginThrottle(store, ThrottleSettings())
     attempt = await throttle.charge(username, None)
-    redis.Redis.from_url(redis_url).hincrby(user_key(username), "epoch", 1)
+    admin_client(redis_url).hincrby(user_key(username), "epoch", 1)
     with pytest.raises(StaleLogin):
         await throttle.succeeded(attempt, epoch=0)
-    assert redis.Redis.from_url(redis_url).exists(devices_key(username)) == 0
+    assert admin_client(redis_url).exists(devices_key(username)) == 0
     await store.close()

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+import redis
 
 from authscale.core.settings import PasswordSettings, RedisSettings
 from authscale.core.storage import RedisStore
 from authscale.login.epoch import devices_key, user_key
 from authscale.login.passwords import Passwords
 from authscale.login.users import UnknownUser, UserExists, Users
-from tests.conftest import CHEAP_PASSWORDS, RedisServer
+from tests.conftest import CHEAP_PASSWORDS, CLUSTER, SINGLE
+
+#: The contract holds on one Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)
 
 
 @pytest.fixture
@@ -48,7 +52,7 @@ async def test_change_password(users: Users) -> None:
 
 
 async def test_login_upgrades_a_hash_made_at_a_lower_cost(
-    redis_url: str, redis_server: RedisServer
+    redis_url: str, redis_admin: redis.Redis
 ) -> None:
     store = RedisStore(RedisSettings(url=redis_url))
     store.open()
@@ -56,7 +60,7 @@ async def test_login_upgrades_a_hash_made_at_a_lower_cost(
     strong = Passwords(PasswordSettings(time_cost=2, memory_cost_kib=2048), workers=1)
     await Users(store, weak).add("alice", "pw")
     assert await Users(store, strong).authenticate("alice", "pw") is not None
-    stored = redis_server.client().hget(user_key("alice"), "password_hash")
+    stored = redis_admin.hget(user_key("alice"), "password_hash")
     assert stored is not None and "m=2048,t=2" in stored
     weak.close()
     strong.close()
@@ -64,17 +68,17 @@ async def test_login_upgrades_a_hash_made_at_a_lower_cost(
 
 
 async def test_a_password_change_bumps_the_epoch_and_forgets_the_devices(
-    users: Users, redis_server: RedisServer
+    users: Users, redis_admin: redis.Redis
 ) -> None:
     before = await users.add("alice", "old")
-    redis_server.client().zadd(devices_key("alice"), {"device": 1})
+    redis_admin.zadd(devices_key("alice"), {"device": 1})
     after = await users.change_password("alice", "new")
     assert after.epoch == before.epoch + 1
-    assert redis_server.client().exists(devices_key("alice")) == 0
+    assert redis_admin.exists(devices_key("alice")) == 0
 
 
 async def test_a_rehash_never_overwrites_a_changed_password(
-    redis_url: str, redis_server: RedisServer
+    redis_url: str, redis_admin: redis.Redis
 ) -> None:
     """A login verified the old password at a lower cost; the password changes before it writes
     the rehash: the write is dropped and the new password stays."""

@@ -13,7 +13,18 @@ from quart.typing import TestClientProtocol as Client
 
 from authscale.core.slots import user_tag
 from authscale.session.app import create_app
-from tests.conftest import PASSWORD, add_user, create_user, make_settings, start_redis
+from tests.conftest import (
+    CLUSTER,
+    PASSWORD,
+    SINGLE,
+    add_user,
+    create_user,
+    make_settings,
+    start_redis,
+)
+
+#: The contract holds on one Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)
 
 
 @pytest.fixture

@@ -24,8 +24,12 @@ from authscale.tokens.bearer import BEARER
 from authscale.tokens.keys.jwk import generate_private_key, private_pem, public_jwk, thumbprint
 from authscale.tokens.keys.keyring import Keyring
 from authscale.tokens.settings import AccessTokenSettings
-from tests.conftest import CHEAP_ARGON2, add_user, stack_config
+from tests.conftest import CHEAP_ARGON2, CLUSTER, SINGLE, add_user, stack_config
 from tests.tokens.fixtures import PASSWORD, bearer, client_of, login, token_app
+
+#: The contract holds on one Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)
+
 
 ISSUER, AUDIENCE = "urn:authscale:issuer", "urn:authscale:token"
 #: Secure cookies (the apps' default) carry the __Secure- prefix.

@@ -12,6 +12,7 @@ from authscale.core.errors import ConfigError
 from authscale.tokens.keys.jwk import PRIVATE_MEMBERS
 from authscale.tokens.refresh import REFRESH_TOKEN_PATTERN
 from authscale.tokens.settings import AccessTokenSettings, RefreshSettings
+from tests.conftest import CLUSTER, SINGLE
 from tests.tokens.fixtures import (
     PASSWORD,
     USERNAME,
@@ -21,6 +22,10 @@ from tests.tokens.fixtures import (
     login,
     token_app,
 )
+
+#: The contract holds on one Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)
+
 
 #: Secure cookies (the apps' default) carry the __Secure- prefix.
 ACCESS_COOKIE = AccessTokenSettings.cookie_name

@@ -15,6 +15,11 @@ from authscale.login.epoch import StaleLogin, user_key
 from authscale.tokens.denylist import Denylist, denied_family_key
 from authscale.tokens.refresh import RefreshRefused, RefreshTokens, family_key, user_index_key
 from authscale.tokens.settings import RefreshSettings
+from tests.conftest import CLUSTER, SINGLE, every_key
+
+#: The contract holds on one Redis and on a Redis Cluster (tests/conftest.py).
+REDIS_DEPLOYMENTS = (SINGLE, CLUSTER)
+
 
 ACCESS_RETENTION = 910.0
 ALICE = user_tag("alice")
@@ -38,11 +43,12 @@ async def refused(refreshing: RefreshTokens, token: str, **kwargs: str) -> str:
     return error.value.outcome
 
 
-async def test_redis_holds_only_hashes_of_refresh_tokens(store, redis_server):
+async def test_redis_holds_only_hashes_of_refresh_tokens(store, redis_admin):
     issued = await tokens(store).start("alice", epoch=0)
-    with redis_server.client() as client:
+    with redis_admin as client:
         dump = " ".join(
-            client.keys("*") + [str(client.hgetall(k)) for k in client.keys("refresh-family:*")]
+            every_key(client, "*")
+            + [str(client.hgetall(k)) for k in every_key(client, "refresh-family:*")]
         )
     assert issued.token not in dump
     assert issued.expires_in == 24 * 60 * 60
@@ -93,7 +99,7 @@ async def test_a_cookie_family_rotates_only_with_its_csrf_value(store):
     assert second.family == first.family
 
 
-async def test_revoking_marks_the_family_for_the_denylist(store, redis_server):
+async def test_revoking_marks_the_family_for_the_denylist(store, redis_admin):
     refreshing = tokens(store)
     issued = await refreshing.start("alice", epoch=0)
     denylist = Denylist(store)
@@ -101,13 +107,13 @@ async def test_revoking_marks_the_family_for_the_denylist(store, redis_server):
     assert await refreshing.revoke_token(issued.token)
     assert not await refreshing.revoke_token(issued.token)  # once only
     assert await denylist.is_denied(issued.family, "alice")
-    with redis_server.client() as client:
+    with redis_admin as client:
         ttl = client.pttl(denied_family_key(ALICE, issued.family))
     # The marker outlives the family's last access token, and no longer.
     assert ACCESS_RETENTION * 1000 - 5000 < ttl <= ACCESS_RETENTION * 1000
 
 
-async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redis_server):
+async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redis_admin):
     refreshing = tokens(store)
     alice = [await refreshing.start("alice", epoch=0) for _ in range(3)]
     bob = await refreshing.start("bob", epoch=0)
@@ -116,16 +122,16 @@ async def test_revoke_user_revokes_every_live_family_and_only_theirs(store, redi
     for issued in alice:
         assert await refused(refreshing, issued.token) == "revoked"
     assert (await refreshing.rotate(bob.token)).username == "bob"
-    with redis_server.client() as client:
+    with redis_admin as client:
         assert not client.exists(user_index_key("alice"))
 
 
-async def test_the_user_index_forgets_dead_families(store, redis_server):
+async def test_the_user_index_forgets_dead_families(store, redis_admin):
     refreshing = tokens(store)
     first = await refreshing.start("alice", epoch=0)
     await refreshing.revoke_family(first.family, "alice")
     second = await refreshing.start("alice", epoch=0)
-    with redis_server.client() as client:
+    with redis_admin as client:
         assert client.zrange(user_index_key("alice"), 0, -1) == [second.family]
         assert client.pttl(family_key(ALICE, second.family)) > 0
 
@@ -142,21 +148,21 @@ async def test_redis_unreachable_is_a_503_not_a_crash():
         await store.close()
 
 
-async def test_a_login_that_raced_a_password_change_starts_no_family(store, redis_server):
-    redis_server.client().hset(user_key("alice"), mapping={"password_hash": "x", "epoch": 3})
+async def test_a_login_that_raced_a_password_change_starts_no_family(store, redis_admin):
+    redis_admin.hset(user_key("alice"), mapping={"password_hash": "x", "epoch": 3})
     with pytest.raises(StaleLogin):
         await tokens(store).start("alice", epoch=2)
-    assert redis_server.client().keys("refresh*") == []
+    assert every_key(redis_admin, "refresh*") == []
     assert (await tokens(store).start("alice", epoch=3)).username == "alice"
 
 
-async def test_no_key_per_refresh_token_superseded_or_not(store, redis_server):
+async def test_no_key_per_refresh_token_superseded_or_not(store, redis_admin):
     refreshing = tokens(store, grace_period=0)
     issued = await refreshing.start("alice", epoch=0)
     for _ in range(20):
         issued = await refreshing.rotate(issued.token)
-    with redis_server.client() as client:
-        assert sorted(client.keys("*")) == sorted(
+    with redis_admin as client:
+        assert sorted(every_key(client, "*")) == sorted(
             [family_key(ALICE, issued.family), user_index_key("alice")]
         )
 
@@ -172,26 +178,26 @@ async def test_a_forged_token_for_a_known_family_id_revokes_nothing(store):
     assert (await refreshing.rotate(issued.token)).family == issued.family
 
 
-async def test_families_per_user_are_capped_the_oldest_revoked(store, redis_server):
+async def test_families_per_user_are_capped_the_oldest_revoked(store, redis_admin):
     refreshing = tokens(store, families_per_user=3)
     families = [await refreshing.start("alice", epoch=0) for _ in range(5)]
     for evicted in families[:2]:
         assert await refused(refreshing, evicted.token) == "revoked"
     for kept in families[2:]:
         assert (await refreshing.rotate(kept.token)).username == "alice"
-    with redis_server.client() as client:
+    with redis_admin as client:
         assert client.zcard(user_index_key("alice")) == 3
 
 
-async def test_a_revoked_family_is_forgotten_with_its_last_access_token(store, redis_server):
+async def test_a_revoked_family_is_forgotten_with_its_last_access_token(store, redis_admin):
     refreshing = tokens(store)
     issued = await refreshing.start("alice", epoch=0)
     await refreshing.revoke_family(issued.family, "alice")
-    with redis_server.client() as client:
+    with redis_admin as client:
         assert 0 < client.pttl(family_key(ALICE, issued.family)) <= ACCESS_RETENTION * 1000
 
 
-async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_server):
+async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_admin):
     """MEMORY USAGE of ten families of one user, each rotated three times, and their index, per
     family (docs/token.md)."""
     refreshing = tokens(store, grace_period=0)
@@ -199,8 +205,8 @@ async def test_a_family_with_its_tokens_costs_at_most_600_bytes(store, redis_ser
         issued = await refreshing.start("alice", epoch=0)
         for _ in range(3):
             issued = await refreshing.rotate(issued.token)
-    with redis_server.client() as client:
-        total = sum(client.memory_usage(key, samples=0) or 0 for key in client.keys("*"))
+    with redis_admin as client:
+        total = sum(client.memory_usage(key, samples=0) or 0 for key in every_key(client, "*"))
     assert total / 10 <= 600
 
 

@@ -50,12 +50,14 @@ UNAVAILABLE = (
     TimeoutError,
     OSError,
 )
-#: Cluster errors that are a bug in our keys (they would fail the same way on every retry).
+#: Cluster errors that are a bug in our commands (they would fail the same way on every retry):
+#: keys in several slots, a command with no key to route by, one a cluster pipeline refuses.
 _OUR_BUG = (redis_errors.ClusterCrossSlotError, redis_errors.CrossSlotTransactionError)
+_OUR_BUG_SAYS = ("same key slot", "No way to dispatch", "blocked when running redis in cluster")
 
 
 def _unavailable(error: BaseException) -> bool:
-    if isinstance(error, _OUR_BUG) or "same key slot" in str(error):
+    if isinstance(error, _OUR_BUG) or any(words in str(error) for words in _OUR_BUG_SAYS):
         return False
     return isinstance(error, UNAVAILABLE) or _closed_under_the_client(error)
 
@@ -248,10 +250,39 @@ class _Batch:
                 answer.cancel()
             raise
         except Exception as error:  # every waiter gets it, and maps it in its own command()
+            if self._store.cluster and len(batch) > 1 and not _unavailable(error):
+                # A cluster pipeline routes every command before sending any, so one command it
+                # cannot route fails the lot: send them one by one, each to its own answer.
+                await self._one_by_one(batch)
+                return
             for _, answer in batch:
                 if not answer.done():
                     answer.set_exception(error)
             return
+        self._answer(batch, answers)
+
+    async def _one_by_one(
+        self, batch: list[tuple[Sequence[str | int], asyncio.Future[Any]]]
+    ) -> None:
+        answers: list[Any] = []
+        try:
+            async with (
+                asyncio.timeout(self._store.settings.timeout),
+                self._store.connection_slot(),
+            ):
+                for args, _ in batch:
+                    try:
+                        answers.append(await self._store.client.execute_command(*args))
+                    except Exception as error:  # this waiter's alone
+                        answers.append(error)
+        except TimeoutError as error:
+            answers += [error] * (len(batch) - len(answers))
+        self._answer(batch, answers)
+
+    @staticmethod
+    def _answer(
+        batch: list[tuple[Sequence[str | int], asyncio.Future[Any]]], answers: list[Any]
+    ) -> None:
         for (_, answer), value in zip(batch, answers, strict=True):
             # A waiter whose request went away has cancelled its future already.
             if answer.done():
