@@ -12,19 +12,28 @@ from types import FrameType
 
 from authscale.core import servers
 from authscale.lab.stack import local as stack
-from authscale.lab.stack import rundir
+from authscale.lab.stack import rundir, web
 from authscale.lab.stack.local import LocalStack, StackConfig
 from authscale.lab.stack.processes import StackError
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    up = commands.add_parser("up", help="start the local stack (redis, replicas, gateway)")
+    up = commands.add_parser(
+        "up", help="start the local stack (redis, replicas, gateway, the browser page)"
+    )
     up.add_argument("--replicas", type=int, default=2, help="replicas per variant (default 2)")
     up.add_argument("--session-replicas", type=int, help="override --replicas for session")
     up.add_argument("--token-replicas", type=int, help="override --replicas for token")
     up.add_argument("--issuer-replicas", type=int, default=1, help="issuer replicas (default 1)")
     up.add_argument("--gateway-port", type=int, default=8080)
     up.add_argument("--redis-port", type=int, default=6390)
+    up.add_argument(
+        "--web-port",
+        type=int,
+        default=web.DEFAULT_PORT,
+        help=f"the tutorial's browser page on http://localhost:PORT (default {web.DEFAULT_PORT}; "
+        "0 serves none)",
+    )
     up.add_argument(
         "--base-port",
         type=int,
@@ -72,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         replicas=replicas,
         gateway_port=args.gateway_port,
         redis_port=args.redis_port,
+        web_port=args.web_port or None,
         base_port=args.base_port or None,
         login_rate=args.login_rate,
         login_burst=args.login_burst,
@@ -150,6 +160,8 @@ def summary(local: LocalStack) -> str:
         f"  gateway   {gateway}",
         f"  server    {local.config.server} (every replica)",
     ]
+    if local.web_url:
+        lines.append(f"  page      {local.web_url} (the tutorial's browser client, both variants)")
     for role in ("session", "token", "issuer"):
         urls = local.replica_urls(role)
         if urls:
