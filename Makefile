@@ -8,7 +8,7 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: up down test test-all lint bench experiment faults system-deps venv clean
+.PHONY: up down test test-all lint bench experiment faults system-deps browser-deps venv clean
 
 up: system-deps venv
 	$(BIN)/authscale up $(ARGS)
@@ -23,7 +23,7 @@ test: system-deps venv lint
 	$(BIN)/pytest -m "not lab and not compose" $(ARGS)
 
 # Everything `make test` runs, and the `lab` and `compose` tests too: what CI runs.
-test-all: system-deps venv lint
+test-all: system-deps browser-deps venv lint
 	$(BIN)/pytest $(ARGS)
 
 # One replica per role, ping vs dashboard per variant (wrk on its own core); prints the ratios.
@@ -56,6 +56,16 @@ system-deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
 	$(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1 || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
+	fi
+
+# Headless Chromium and its driver, for the browser page's test (tests/lab/stack/test_web.py).
+browser-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \

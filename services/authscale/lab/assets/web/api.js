@@ -21,8 +21,11 @@ export async function call(api, method, path, { body, headers = {}, credentials 
   try {
     response = await fetch(api + path, init);
   } catch (error) {
-    // A refused CORS check and an unreachable gateway look alike to a page.
-    const message = `no answer (${error.message}): is the gateway up, and this origin allowed?`;
+    // A refused CORS check, an unreachable gateway and the gateway's own errors (429, 502: no
+    // CORS headers) look alike to a page.
+    const message =
+      `no readable answer (${error.message}): the gateway down or refusing (429, 502), ` +
+      "or this origin not in AUTHSCALE_CORS_ORIGINS";
     return { method, path, status: 0, replica: "", body: { message } };
   }
   const text = await response.text();
