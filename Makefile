@@ -1,5 +1,6 @@
 # The README's commands (`make up`, `make test`, `make test-all`) install what is missing and run.
-# System packages come from apt-get (as root, or through sudo); Python packages go into .venv.
+# System packages come from apt-get (as root, or through sudo); Python packages go into .venv,
+# every one the version pinned, with its hashes, in a lock under deploy/ (deploy/lock.sh).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,12 +9,13 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: up down test test-all lint bench experiment faults system-deps browser-deps venv clean
+.PHONY: up down test test-all lint bench experiment faults system-deps browser-deps runtime venv \
+	clean
 
-up: system-deps venv
+up: system-deps runtime
 	$(BIN)/authscale up $(ARGS)
 
-down: venv
+down: runtime
 	$(BIN)/authscale down
 
 # After every change: lint, types, import contracts and every test but the `lab` ones (whole
@@ -71,13 +73,23 @@ browser-deps:
 		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
 	fi
 
+# What running the stack needs (`make up`), no test or lint tool: the image's lock (the product
+# and its three servers) and the project itself, editable, built by the locked setuptools.
+runtime: $(VENV)/.runtime
+
+$(VENV)/.runtime: pyproject.toml deploy/requirements.lock deploy/build-requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --require-hashes -r deploy/requirements.lock \
+		-r deploy/build-requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# What the suite, lint and the experiments need on top: the dev and loadtest extras, locked with
+# the same runtime versions. The tests run every role on Hypercorn, uvicorn and Granian.
 venv: $(VENV)/.installed
 
-# The optional servers too: the tests run every role on Hypercorn, uvicorn and Granian.
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,loadtest,uvicorn,granian]'
+$(VENV)/.installed: $(VENV)/.runtime deploy/dev-requirements.lock
+	$(BIN)/pip install -q --require-hashes -r deploy/dev-requirements.lock
 	touch $@
 
 clean:
