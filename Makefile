@@ -73,19 +73,19 @@ browser-deps:
 		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
 	fi
 
-# What running the stack needs (`make up`), no test or lint tool: the image's lock (the product
-# and its three servers) and the project itself, editable, built by the locked setuptools.
+# What running the stack needs (`make up`), no test or lint tool: the product, its three
+# servers and the lab extra, and the project itself, editable, built by the locked setuptools.
 runtime: $(VENV)/.runtime
 
-$(VENV)/.runtime: pyproject.toml deploy/requirements.lock deploy/build-requirements.lock
+$(VENV)/.runtime: pyproject.toml deploy/lab-requirements.lock deploy/build-requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --require-hashes -r deploy/requirements.lock \
+	$(BIN)/pip install -q --require-hashes -r deploy/lab-requirements.lock \
 		-r deploy/build-requirements.lock
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-# What the suite, lint and the experiments need on top: the dev and loadtest extras, locked with
-# the same runtime versions. The tests run every role on Hypercorn, uvicorn and Granian.
+# What the suite, lint and the experiments need on top: the dev and loadtest extras, locked at
+# the same versions as the runtime. The tests run every role on Hypercorn, uvicorn and Granian.
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: $(VENV)/.runtime deploy/dev-requirements.lock

@@ -3,12 +3,13 @@
 # pyproject.toml or deploy/build-requirements.in; tests/test_image.py and tests/test_locks.py
 # fail until you do.
 #
-#   deploy/requirements.lock        the runtime and the server extras: the image, and `make up`
+#   deploy/requirements.lock        the image: the runtime and the server extras
 #   deploy/build-requirements.lock  the build backend: the image's wheel, the editable install
-#   deploy/dev-requirements.lock    everything `make test` needs: the dev and loadtest extras too
+#   deploy/lab-requirements.lock    `make up`: the image's packages and the lab extra
+#   deploy/dev-requirements.lock    `make test`: all of those, and the dev and loadtest extras
 #
-# The dev lock is constrained by the runtime lock, so the suite tests the versions the image and
-# `make up` run. uv resolves "universally": one lock for every Python 3.11 and platform, with
+# Each lock is constrained by the one before, so the suite tests the very versions `make up` and
+# the image run. uv resolves "universally": one lock for every Python 3.11 and platform, with
 # markers where they differ (e.g. async-timeout on Python before 3.11.3, as on Debian 12's 3.11.2).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,5 +25,7 @@ lock() {
 # The image carries the alternative servers too (AUTHSCALE_SERVER chooses at start).
 lock deploy/requirements.lock pyproject.toml --extra uvicorn --extra granian
 lock deploy/build-requirements.lock deploy/build-requirements.in
-lock deploy/dev-requirements.lock pyproject.toml --constraint deploy/requirements.lock \
-    --extra dev --extra loadtest --extra uvicorn --extra granian
+lock deploy/lab-requirements.lock pyproject.toml --constraint deploy/requirements.lock \
+    --extra uvicorn --extra granian --extra lab
+lock deploy/dev-requirements.lock pyproject.toml --constraint deploy/lab-requirements.lock \
+    --extra uvicorn --extra granian --extra lab --extra dev --extra loadtest
