@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
@@ -190,19 +192,32 @@ def test_every_flow_side_by_side_for_the_screenshot(page: Page) -> None:
         assert page.browser.save_screenshot(str(Path(target).resolve()))
 
 
-def test_the_page_may_talk_to_itself_and_the_gateway_only(tmp_path: Path) -> None:
-    api = web.origin(8080)
-    config = web.render(
-        web.WebConfig(
-            listen="127.0.0.1:5173",
-            api=api,
-            pid_file=str(tmp_path / "nginx.pid"),
-            error_log=str(tmp_path / "error.log"),
-            access_log=str(tmp_path / "access.log"),
-            temp_dir=str(tmp_path),
-        )
+@pytest.fixture(scope="module")
+def page_server() -> Iterator[str]:
+    """``authscale web``'s server alone, in a thread, calling a gateway on port 8080."""
+    served = web.server("127.0.0.1", free_port(), web.origin(8080))
+    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{served.server_address[1]}"
+    served.shutdown()
+    served.server_close()
+
+
+def test_the_page_may_talk_to_itself_and_the_gateway_only(page_server: str) -> None:
+    page = httpx.get(f"{page_server}/")
+    assert page.status_code == 200 and "<title>authscale" in page.text
+    assert page.headers["Content-Security-Policy"].startswith(
+        "default-src 'self'; connect-src 'self' http://localhost:8080;"
     )
-    assert f"connect-src 'self' {api};" in config
-    assert """return 200 '{"api": "http://localhost:8080"}';""" in config
-    assert f"root {web.page_root()};" in config
-    assert (web.page_root() / "index.html").is_file()
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    script = httpx.get(f"{page_server}/api.js")
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    # The page learns the gateway from its own server, never from its address.
+    config = httpx.get(f"{page_server}/config.json?api=http://evil.example")
+    assert config.json() == {"api": "http://localhost:8080"}
+
+
+def test_the_page_server_serves_the_page_and_nothing_else(page_server: str) -> None:
+    for path in ("/nope.js", "/../pyproject.toml", "/%2e%2e/__init__.py"):
+        assert httpx.get(f"{page_server}{path}").status_code == 404, path
+    assert httpx.post(f"{page_server}/config.json").status_code == 501

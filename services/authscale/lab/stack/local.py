@@ -1,5 +1,5 @@
 """The local stack without Docker: redis-server, replicas per role on one ASGI server, nginx
-as the gateway and, for browsers, a second nginx serving the tutorial's page (:mod:`.web`).
+as the gateway and, for browsers, the tutorial's page on an origin of its own (:mod:`.web`).
 
 Everything listens on loopback and writes into one run directory: a log file per process, the
 Redis append-only file, the rendered gateway config and ``stack.json``, which records the pid
