@@ -55,7 +55,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
         pytest.skip(problem)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,640"):
+    for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,800"):
         options.add_argument(argument)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium')}")
     if os.geteuid() == 0:
