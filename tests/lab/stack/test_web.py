@@ -156,6 +156,8 @@ def test_token_bearer_login_dashboard_refresh_and_logouts(page: Page) -> None:
     assert f"Welcome, {user}" in page.press("bearer", "dashboard")
     assert "POST /token/logout → 200" in page.press("bearer", "logout")
     assert page.state("bearer") == "logged out"
+    # The page forgot its tokens: nothing to send (the access token itself lives until `exp`).
+    assert "GET /token/dashboard → 401" in page.press("bearer", "dashboard")
     page.press("bearer", "login")
     assert '"families_revoked":1' in page.press("bearer", "logoutEverywhere")
 

@@ -128,8 +128,9 @@ export class BearerFlow {
     return this.#forget(await call(this.api, "POST", "/token/logout-all", { headers }));
   }
 
+  /** No header without a token: "Bearer " alone is a malformed request (400), not a 401. */
   #bearer() {
-    return { Authorization: `Bearer ${this.access}` };
+    return this.access ? { Authorization: `Bearer ${this.access}` } : {};
   }
 
   #keep(answer) {
