@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every lock file, pinned with hashes. Run after changing dependencies in
-# pyproject.toml or deploy/build-requirements.in; tests/test_image.py and tests/test_locks.py
-# fail until you do.
+# pyproject.toml or deploy/build-requirements.in; tests/test_locks.py fails until you do.
 #
 #   deploy/requirements.lock        the image: the runtime and the server extras
 #   deploy/build-requirements.lock  the build backend: the image's wheel, the editable install
