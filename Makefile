@@ -1,5 +1,6 @@
 # The README's commands (`make up`, `make test`, `make test-all`) install what is missing and run.
-# System packages come from apt-get (as root, or through sudo); Python packages go into .venv.
+# System packages come from apt-get (as root, or through sudo); Python packages go into .venv,
+# every one the version pinned, with its hashes, in a lock under deploy/ (deploy/lock.sh).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,12 +9,13 @@ ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 
-.PHONY: up down test test-all lint bench experiment faults system-deps venv clean
+.PHONY: up down test test-all lint bench experiment faults system-deps browser-deps runtime venv \
+	clean
 
-up: system-deps venv
+up: system-deps runtime
 	$(BIN)/authscale up $(ARGS)
 
-down: venv
+down: runtime
 	$(BIN)/authscale down
 
 # After every change: lint, types, import contracts and every test but the `lab` ones (whole
@@ -24,7 +26,7 @@ test: system-deps venv lint
 	$(BIN)/pytest -m "not lab and not compose and not cluster" $(ARGS)
 
 # Everything `make test` runs, and the `lab` and `compose` tests too: what CI runs.
-test-all: system-deps venv lint
+test-all: system-deps browser-deps venv lint
 	$(BIN)/pytest $(ARGS)
 
 # One replica per role, ping vs dashboard per variant (wrk on its own core); prints the ratios.
@@ -62,13 +64,33 @@ system-deps:
 		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
 	fi
 
+# Headless Chromium and its driver, for the browser page's test (tests/lab/stack/test_web.py).
+browser-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && $(APT_INSTALL) $$missing; \
+	fi
+
+# What running the stack needs (`make up`), no test or lint tool: the product, its three
+# servers and the lab extra, and the project itself, editable, built by the locked setuptools.
+runtime: $(VENV)/.runtime
+
+$(VENV)/.runtime: pyproject.toml deploy/lab-requirements.lock deploy/build-requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --require-hashes -r deploy/lab-requirements.lock \
+		-r deploy/build-requirements.lock
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# What the suite, lint and the experiments need on top: the dev and loadtest extras, locked at
+# the same versions as the runtime. The tests run every role on Hypercorn, uvicorn and Granian.
 venv: $(VENV)/.installed
 
-# The optional servers too: the tests run every role on Hypercorn, uvicorn and Granian.
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,loadtest,uvicorn,granian]'
+$(VENV)/.installed: $(VENV)/.runtime deploy/dev-requirements.lock
+	$(BIN)/pip install -q --require-hashes -r deploy/dev-requirements.lock
 	touch $@
 
 clean:

@@ -138,7 +138,7 @@ def test_authscale_comes_from_the_wheel_alone(venv: Venv) -> None:
 
 def test_up_log_in_down_from_outside_the_checkout(venv: Venv) -> None:
     run_dir = venv.work / ".authscale"
-    gateway_port = free_port()
+    gateway_port, web_port = free_port(), free_port()
     started: list[tuple[int, int]] = []
     up = venv.authscale(
         "up",
@@ -149,6 +149,8 @@ def test_up_log_in_down_from_outside_the_checkout(venv: Venv) -> None:
         str(gateway_port),
         "--redis-port",
         str(free_port()),
+        "--web-port",
+        str(web_port),
         "--base-port",
         "0",
     )
@@ -163,6 +165,9 @@ def test_up_log_in_down_from_outside_the_checkout(venv: Venv) -> None:
             assert login.status_code == 200, login.text
             dashboard = client.get("/session/dashboard")
             assert dashboard.status_code == 200, dashboard.text
+        # The browser page ships in the wheel too.
+        page = httpx.get(f"http://127.0.0.1:{web_port}/page.js", timeout=30)
+        assert page.status_code == 200 and "SessionFlow" in page.text
         down = venv.authscale("down")
         assert down.returncode == 0, down.stderr
     finally:

@@ -1,9 +1,9 @@
 """The ``authscale`` command: one parser; each command group lives beside the code it drives.
 
 The product's commands (``users``, ``keys``, ``serve``) are always there. The lab's (the local
-stack, the gateway's rendering, benchmarks, experiments) are there when the lab is installed: the
-container image leaves it out (deploy/Dockerfile), and there the command says so instead of
-"invalid choice".
+stack, the browser page, the gateway's rendering, benchmarks, experiments) are there when the
+lab is installed: the container image leaves it out (deploy/Dockerfile), and there the command
+says so instead of "invalid choice".
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from authscale.tokens.keys import command as keys
 CommandGroup: TypeAlias = "Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]"
 
 #: The lab's commands by name, so an install without the lab can tell them apart from typos.
-LAB_COMMANDS = ("up", "down", "gateway", "bench", "experiment")
+LAB_COMMANDS = ("up", "down", "web", "gateway", "bench", "experiment")
 
 
 class Lab(NamedTuple):
@@ -38,7 +38,7 @@ def load_lab() -> Lab | None:
     try:
         from authscale.lab.bench import runner as bench
         from authscale.lab.experiment import runner as experiment
-        from authscale.lab.stack import presets, rundir, supervisor
+        from authscale.lab.stack import presets, rundir, supervisor, web
         from authscale.lab.stack.processes import StackError
     except ModuleNotFoundError as missing:
         if missing.name != "authscale.lab":
@@ -47,6 +47,7 @@ def load_lab() -> Lab | None:
     return Lab(
         command_groups=(
             supervisor.register_commands,
+            web.register_commands,
             presets.register_commands,
             bench.register_commands,
             experiment.register_commands,

@@ -44,6 +44,8 @@ def cli_ports() -> list[str]:
         str(free_port()),
         "--redis-port",
         str(free_port()),
+        "--web-port",
+        str(free_port()),
         "--base-port",
         "0",  # free ports for the replicas
     ]
@@ -75,6 +77,7 @@ def test_up_detached_then_down_leaves_no_process(tmp_path: Path) -> None:
     assert up.returncode == 0, up.stderr
     assert "authscale local stack is up" in up.stdout
     assert "Demo user admin / password123" in up.stdout
+    assert "  page      http://localhost:" in up.stdout
     pids = recorded_pids(run_dir)
     assert len(pids) >= 3 and all(alive(*pid) for pid in pids)
     again = authscale("up", "--detach", "--run-dir", str(run_dir), *cli_ports())

@@ -1,8 +1,9 @@
-"""Files the lab reads at run time: the gateway template and the Locust files.
+"""Files the lab reads at run time: the gateway template, the Locust files and the page.
 
 In a checkout, ``gateway`` and ``loadtests`` here are symbolic links to the top-level folders of
 the same names; a wheel holds copies of them, so an installed ``authscale up`` or ``bench`` needs
-no checkout.
+no checkout. ``web`` is the tutorial's browser page itself (plain HTML, CSS and JavaScript
+modules, no build step), which ``authscale up`` serves on its own origin (``lab.stack.web``).
 """
 
 from __future__ import annotations

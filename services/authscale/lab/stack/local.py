@@ -1,4 +1,5 @@
-"""The local stack without Docker: redis-server, replicas per role on one ASGI server, and nginx.
+"""The local stack without Docker: redis-server, replicas per role on one ASGI server, nginx
+as the gateway and, for browsers, the tutorial's page on an origin of its own (:mod:`.web`).
 
 Everything listens on loopback and writes into one run directory: a log file per process, the
 Redis append-only file, the rendered gateway config and ``stack.json``, which records the pid
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from authscale.core import servers
 from authscale.core.errors import ConfigError
-from authscale.lab.stack import cluster, gateway, processes, redis_node, rundir
+from authscale.lab.stack import cluster, gateway, processes, redis_node, rundir, web
 from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
 from authscale.lab.stack.processes import ProcessSpec, Running, StackError
 from authscale.lab.stack.redis_node import RedisNode
@@ -31,7 +32,7 @@ DEFAULT_RUN_DIR = rundir.DEFAULT_RUN_DIR
 ROLE_PORT_OFFSETS = {"session": 0, "issuer": 200, "token": 100}
 
 DEMO_USER = ("admin", "password123")
-DEV_ORIGIN = "http://localhost:5173"
+DEV_ORIGIN = web.origin(web.DEFAULT_PORT)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class StackConfig:
     login_burst: int = 20
     demo_user: bool = True
     cors_origins: tuple[str, ...] = (DEV_ORIGIN,)
+    #: Where the tutorial's page is served (its origin joins the CORS allow-list); ``None``
+    #: serves none, as the tests and experiments that need no browser do.
+    web_port: int | None = None
     redis_maxmemory: str = "256mb"
     #: AUTHSCALE_* settings for every replica, on top of the caller's environment.
     env: Mapping[str, str] = field(default_factory=dict)
@@ -87,6 +91,10 @@ class LocalStack:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.config.host}:{self.config.gateway_port}"
+
+    @property
+    def web_url(self) -> str | None:
+        return web.origin(self.config.web_port) if self.config.web_port else None
 
     @property
     def redis_url(self) -> str:
@@ -139,6 +147,9 @@ class LocalStack:
                     self._launch(self._replica_spec(role, index))
             self.write_gateway_config()
             self._launch(self._gateway_spec())
+            if self.config.web_port:
+                api = web.origin(self.config.gateway_port)
+                self._launch(web.spec(self.run_dir, self.config.host, self.config.web_port, api))
         except BaseException:
             self.stop()
             raise
@@ -243,7 +254,8 @@ class LocalStack:
         env = dict(os.environ)
         # The local stack serves plain HTTP on loopback and says so (see `authscale up`).
         env.setdefault("AUTHSCALE_COOKIE_SECURE", "false")
-        env.setdefault("AUTHSCALE_CORS_ORIGINS", ",".join(self.config.cors_origins))
+        origins = dict.fromkeys((*self.config.cors_origins, self.web_url))
+        env.setdefault("AUTHSCALE_CORS_ORIGINS", ",".join(o for o in origins if o))
         env.setdefault("AUTHSCALE_TOKEN_ISSUER", f"http://localhost:{self.config.gateway_port}")
         env.setdefault("AUTHSCALE_TOKEN_AUDIENCE", "authscale")
         env.update(self.config.env)
@@ -295,9 +307,13 @@ class LocalStack:
 
     def _check_ports(self) -> None:
         # A cluster checks its own ports (and their bus ports) as it starts.
-        ports = [("gateway", self.config.gateway_port), ("redis", self.config.redis_port)]
-        for what, port in ports[: 1 if self.config.redis_shards else 2]:
-            if not processes.port_is_free(self.config.host, port):
+        ports = [
+            ("gateway", self.config.gateway_port),
+            ("web", self.config.web_port),
+            *([] if self.config.redis_shards else [("redis", self.config.redis_port)]),
+        ]
+        for what, port in ports:
+            if port and not processes.port_is_free(self.config.host, port):
                 raise StackError(
                     f"port {port} ({what}) on {self.config.host} is taken; stop what uses it "
                     f"(is a stack already up? `authscale down`) or choose another with "

@@ -12,13 +12,15 @@ from types import FrameType
 
 from authscale.core import servers
 from authscale.lab.stack import local as stack
-from authscale.lab.stack import rundir
+from authscale.lab.stack import rundir, web
 from authscale.lab.stack.local import LocalStack, StackConfig
 from authscale.lab.stack.processes import StackError
 
 
 def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    up = commands.add_parser("up", help="start the local stack (redis, replicas, gateway)")
+    up = commands.add_parser(
+        "up", help="start the local stack (redis, replicas, gateway, the browser page)"
+    )
     up.add_argument("--replicas", type=int, default=2, help="replicas per variant (default 2)")
     up.add_argument("--session-replicas", type=int, help="override --replicas for session")
     up.add_argument("--token-replicas", type=int, help="override --replicas for token")
@@ -35,6 +37,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         type=int,
         default=0,
         help="0: one Redis (default); N >= 3: a Redis Cluster of N masters with a replica each",
+    )
+    up.add_argument(
+        "--web-port",
+        type=int,
+        default=web.DEFAULT_PORT,
+        help=f"the tutorial's browser page on http://localhost:PORT (default {web.DEFAULT_PORT}; "
+        "0 serves none)",
     )
     up.add_argument(
         "--base-port",
@@ -84,6 +93,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         gateway_port=args.gateway_port,
         redis_port=args.redis_port,
         redis_shards=args.redis_shards,
+        web_port=args.web_port or None,
         base_port=args.base_port or None,
         login_rate=args.login_rate,
         login_burst=args.login_burst,
@@ -162,6 +172,8 @@ def summary(local: LocalStack) -> str:
         f"  gateway   {gateway}",
         f"  server    {local.config.server} (every replica)",
     ]
+    if local.web_url:
+        lines.append(f"  page      {local.web_url} (the tutorial's browser client, both variants)")
     for role in ("session", "token", "issuer"):
         urls = local.replica_urls(role)
         if urls:
