@@ -7,6 +7,10 @@ import os
 import threading
 from pathlib import Path
 
+import pytest
+
+from authscale.core.errors import Overloaded
+from authscale.core.metrics import PASSWORD_HASHES_IN_FLIGHT, PASSWORD_HASHING_THREADS
 from authscale.core.settings import PasswordSettings
 from authscale.login.passwords import HASHING_NICENESS, Passwords
 
@@ -56,5 +60,21 @@ async def test_hashing_threads_yield_the_cpu_to_the_event_loop() -> None:
         assert min(19, before + HASHING_NICENESS) in _nice_values()
         # The thread running the event loop keeps its priority.
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
+    finally:
+        passwords.close()
+
+
+def test_the_hashing_load_is_a_gauge_an_autoscaler_can_read() -> None:
+    """Logins holding a place among the hashing threads and their queue, and the threads."""
+    passwords = Passwords(PasswordSettings(time_cost=1, memory_cost_kib=1024, queue=2), workers=1)
+    try:
+        assert PASSWORD_HASHING_THREADS._value.get() == 1
+        before = PASSWORD_HASHES_IN_FLIGHT._value.get()
+        with passwords.admitted(), passwords.admitted():
+            assert PASSWORD_HASHES_IN_FLIGHT._value.get() == before + 2
+            with pytest.raises(Overloaded), passwords.admitted(), passwords.admitted():
+                pass
+            assert PASSWORD_HASHES_IN_FLIGHT._value.get() == before + 2
+        assert PASSWORD_HASHES_IN_FLIGHT._value.get() == before
     finally:
         passwords.close()

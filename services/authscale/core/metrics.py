@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from quart import Quart, Response, g, request
 
 #: The ``route`` label of a request no URL rule matched: raw paths would let any client create
@@ -53,6 +53,15 @@ JWKS_FETCHES = Counter(
     "authscale_jwks_fetches_total",
     "Public key set fetches by token replicas, by trigger (start, timer, unknown_kid) and result",
     ["trigger", "result"],
+)
+#: What an autoscaler can scale session and issuer replicas on before a login flood shows as CPU
+#: (deploy/k8s/base/autoscaling.yaml): logins hashing or queued for a hashing thread, and threads.
+PASSWORD_HASHES_IN_FLIGHT = Gauge(
+    "authscale_password_hashes_in_flight",
+    "Logins hashing a password or queued for a hashing thread",
+)
+PASSWORD_HASHING_THREADS = Gauge(
+    "authscale_password_hashing_threads", "Threads that hash passwords (one per usable core)"
 )
 REFRESH_OUTCOMES = Counter(
     "authscale_refresh_total", "Refresh token presentations, by outcome", ["outcome"]

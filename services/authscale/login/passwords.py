@@ -15,6 +15,7 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from authscale.core.errors import Overloaded
+from authscale.core.metrics import PASSWORD_HASHES_IN_FLIGHT, PASSWORD_HASHING_THREADS
 from authscale.core.settings import PasswordSettings
 from authscale.login.hashing_slots import hashing_workers
 
@@ -48,6 +49,7 @@ class Passwords:
             or hashing_workers(settings.memory_cost_kib * 1024 * settings.parallelism)
         )
         self._capacity = self.workers + settings.queue
+        PASSWORD_HASHING_THREADS.set(self.workers)
         self._in_flight = 0
         self._executor = ThreadPoolExecutor(
             max_workers=self.workers,
@@ -66,10 +68,12 @@ class Passwords:
         if self._in_flight >= self._capacity:
             raise Overloaded()
         self._in_flight += 1
+        PASSWORD_HASHES_IN_FLIGHT.inc()
         try:
             yield
         finally:
             self._in_flight -= 1
+            PASSWORD_HASHES_IN_FLIGHT.dec()
 
     async def hash(self, password: str) -> str:
         loop = asyncio.get_running_loop()
