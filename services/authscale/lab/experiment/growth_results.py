@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from authscale.core.servers import DEFAULT_SERVER
+from authscale.lab.stack.cluster import check_shards
 from authscale.lab.stack.processes import StackError
 
 #: The targets the run is held to: a session with its index entry (one more session of a
@@ -35,6 +36,8 @@ class GrowthConfig:
             raise StackError(f"--sizes must rise, e.g. 1000,10000; got {list(self.sizes)}")
         if self.sizes[0] < 1 or self.requests < self.rounds or self.rounds < 1:
             raise StackError("sizes must be 1 or more, and requests at least one per round")
+        for shards in self.shards:
+            check_shards(shards)
 
 
 @dataclass(frozen=True)
