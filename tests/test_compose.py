@@ -150,7 +150,7 @@ EXPORTERS = {"nginx-exporter", "redis-exporter"}
 def test_only_the_gateway_and_web_uis_publish_and_on_loopback_by_default() -> None:
     services = compose_file()["services"]
     published = {name: service["ports"] for name, service in services.items() if "ports" in service}
-    assert set(published) == {"gateway", "locust", "prometheus", "grafana"}
+    assert set(published) == {"gateway", "web", "locust", "prometheus", "grafana"}
     for ports in published.values():
         for port in ports:
             assert port.startswith("${AUTHSCALE_") and ":-127.0.0.1}:" in port, port
@@ -279,6 +279,7 @@ def compose() -> Iterator[Compose]:
         "AUTHSCALE_COOKIE_SECURE": "false",
         "AUTHSCALE_DEMO_USER": "true",
         "AUTHSCALE_GATEWAY_PORT": str(port),
+        "AUTHSCALE_WEB_PORT": str(free_port("127.0.0.1")),
         # Offline when asked to, or when deploy/prepare-docker.sh left wheels for it.
         "AUTHSCALE_BUILD_OFFLINE": os.environ.get("AUTHSCALE_BUILD_OFFLINE")
         or ("1" if wheels else ""),
@@ -303,6 +304,21 @@ def compose() -> Iterator[Compose]:
         yield stack
     finally:
         stack.run("down", "-v", "--remove-orphans", check=False)
+
+
+@live
+def test_the_web_service_serves_the_page_and_names_the_gateway(compose: Compose) -> None:
+    page = f"http://127.0.0.1:{compose.env['AUTHSCALE_WEB_PORT']}"
+    index = httpx.get(f"{page}/", timeout=10)
+    assert index.status_code == 200 and "<script" in index.text
+    assert "connect-src 'self' http://localhost:8080" in index.headers["content-security-policy"]
+    assert httpx.get(f"{page}/config.json", timeout=10).json() == {"api": "http://localhost:8080"}
+    assert (
+        httpx.get(f"{page}/api.js", timeout=10)
+        .headers["content-type"]
+        .startswith("text/javascript")
+    )
+    assert httpx.get(f"{page}/../../compose.yaml", timeout=10).status_code in {400, 404}
 
 
 @pytest.fixture
