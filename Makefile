@@ -25,7 +25,7 @@ down: runtime
 test: system-deps venv lint
 	$(BIN)/pytest -m "not lab and not compose and not cluster" $(ARGS)
 
-# Everything `make test` runs, and the `lab` and `compose` tests too: what CI runs.
+# Everything `make test` runs, and the `lab`, `compose` and `cluster` tests too: what CI runs.
 test-all: system-deps browser-deps venv lint
 	$(BIN)/pytest $(ARGS)
 
