@@ -28,18 +28,21 @@ def targets(results: Sequence[SizeResult]) -> list[tuple[str, str, bool]]:
         rows.append(
             (
                 f"{deployment(shards)}: a session with its index entry <= {SESSION_BYTES_TARGET} B",
-                f"{largest.bytes_per_session:,.0f} B at {largest.size:,} users",
-                largest.bytes_per_session <= SESSION_BYTES_TARGET,
+                f"{largest.bytes_per_extra_session:,.0f} B at {largest.size:,} users",
+                largest.bytes_per_extra_session <= SESSION_BYTES_TARGET,
             )
         )
         if len(cells) > 1:
-            drift = largest.dashboard.p50_ms / cells[0].dashboard.p50_ms - 1
+            # The ratio, not the p50: both routes are measured side by side, so a change of the
+            # machine's speed between sizes (other tenants, the fill) cancels out of it.
+            drift = largest.ratio / cells[0].ratio - 1
             rows.append(
                 (
-                    f"{deployment(shards)}: dashboard p50 within "
-                    f"{LATENCY_DRIFT_TARGET:.0%} from {cells[0].size:,} to {largest.size:,} users",
-                    f"{cells[0].dashboard.p50_ms:.2f} ms -> {largest.dashboard.p50_ms:.2f} ms "
-                    f"({drift:+.1%})",
+                    f"{deployment(shards)}: the lookup's cost within "
+                    f"{LATENCY_DRIFT_TARGET:.0%} from {cells[0].size:,} to {largest.size:,} users "
+                    "(dashboard/ping ratio)",
+                    f"{cells[0].ratio:.2f} -> {largest.ratio:.2f} ({drift:+.1%}); p50 "
+                    f"{cells[0].dashboard.p50_ms:.2f} -> {largest.dashboard.p50_ms:.2f} ms",
                     abs(drift) <= LATENCY_DRIFT_TARGET,
                 )
             )
@@ -99,6 +102,12 @@ def _figure(path: Path, results: Sequence[SizeResult]) -> Path:
         latency.plot(sizes, [r.dashboard.p99_ms for r in cells], "x--", label=f"{label} p99")
         memory.plot(sizes, [r.bytes_per_session for r in cells], "o-", label=f"{label} session")
         memory.plot(sizes, [r.bytes_per_family for r in cells], "s--", label=f"{label} family")
+        memory.plot(
+            sizes,
+            [r.bytes_per_extra_session for r in cells],
+            "^:",
+            label=f"{label} one more session",
+        )
     latency.set(xscale="log", xlabel="signed-in users", ylabel="dashboard ms", ylim=(0, None))
     memory.set(xscale="log", xlabel="signed-in users", ylabel="bytes per user", ylim=(0, None))
     latency.legend(fontsize=7)
