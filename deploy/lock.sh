@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every lock file, pinned with hashes. Run after changing dependencies in
 # pyproject.toml, deploy/build-requirements.in or deploy/locust-requirements.in;
-# tests/test_locks.py and tests/test_image.py fail until you do.
+# tests/test_locks.py fails until you do.
 #
 #   deploy/requirements.lock        the image: the runtime and the server extras
 #   deploy/build-requirements.lock  the build backend: the image's wheel, the editable install
