@@ -137,6 +137,8 @@ def load_compose() -> Iterator[tuple[Compose, Locust]]:
         "AUTHSCALE_ARGON2_TIME_COST": "1",
         "AUTHSCALE_GATEWAY_PORT": str(gateway_port),
         "AUTHSCALE_LOCUST_PORT": str(locust_port),
+        # The tutorial's page comes up too; on a free port, like everything this test publishes.
+        "AUTHSCALE_WEB_PORT": str(free_port("127.0.0.1")),
         "AUTHSCALE_LOCUST_ACCOUNTS": str(ACCOUNTS),
         "AUTHSCALE_LOCUST_ACCOUNT_PREFIX": PREFIX,
         "AUTHSCALE_BUILD_OFFLINE": os.environ.get("AUTHSCALE_BUILD_OFFLINE")
