@@ -16,9 +16,10 @@
 #      apt sources, and `docker import`s it as local/debian:bookworm;
 #   4. builds stand-ins for the upstream images that compose.yaml and deploy/Dockerfile name
 #      (python, nginx, redis, and the monitoring profile's Prometheus and exporters), from
-#      Debian's packages, under local names (authscale-standin/...) that never shadow an
-#      upstream image; compose.yaml takes them through the AUTHSCALE_*_IMAGE variables, which
-#      the tests and the lab set when the stand-ins exist (authscale.lab.compose.images);
+#      Debian's packages, and the load profile's Locust from locked wheels downloaded on the
+#      host, under local names (authscale-standin/...) that never shadow an upstream image;
+#      compose.yaml takes them through the AUTHSCALE_*_IMAGE variables, which the tests and
+#      the lab set when the stand-ins exist (authscale.lab.compose.images);
 #   5. downloads the locked wheels on the host into deploy/wheels, for the offline image build
 #      (AUTHSCALE_BUILD_OFFLINE=1).
 set -euo pipefail
@@ -37,6 +38,7 @@ AUTHSCALE_REDIS_IMAGE=authscale-standin/redis:7.0
 AUTHSCALE_PROMETHEUS_IMAGE=authscale-standin/prometheus:2.42
 AUTHSCALE_NGINX_EXPORTER_IMAGE=authscale-standin/nginx-exporter:0.11
 AUTHSCALE_REDIS_EXPORTER_IMAGE=authscale-standin/redis-exporter:1.45
+AUTHSCALE_LOCUST_IMAGE=authscale-standin/locust:2.47
 
 log() { printf 'prepare-docker: %s\n' "$*" >&2; }
 elapsed() { printf '%ss' "$((SECONDS - $1))"; }
@@ -160,17 +162,23 @@ build_base_image() {
     log "$BASE_IMAGE built in $(elapsed "$started")"
 }
 
-# stand_in TAG <<Dockerfile: builds an image FROM the Debian base under a stand-in's local name.
+# stand_in TAG [CONTEXT] <<Dockerfile: builds an image under a stand-in's local name, from
+# Debian's packages in an empty build context, or in CONTEXT (a temporary directory holding the
+# wheels the Dockerfile copies, removed afterwards).
 stand_in() {
-    local tag=$1 started=$SECONDS
+    local tag=$1 context=${2:-} started=$SECONDS
     if docker image inspect "$tag" >/dev/null 2>&1; then
         log "$tag exists"
+        [[ -z $context ]] || rm -rf "$context"
         return 0
     fi
-    local context
-    context=$(mktemp -d)
+    local source="the locked wheels"
+    if [[ -z $context ]]; then
+        context=$(mktemp -d)
+        source="Debian's packages"
+    fi
     cat >"$context/Dockerfile"
-    log "building the stand-in $tag from Debian's packages"
+    log "building the stand-in $tag from $source"
     local build_log=$CACHE/build-${tag//[:\/]/-}.log
     if ! docker build --network host -t "$tag" "$context" >"$build_log" 2>&1; then
         tail -n 20 "$build_log" >&2
@@ -239,13 +247,62 @@ RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-ins
     && rm -rf /var/lib/apt/lists/* \
     && ln -s /usr/bin/prometheus-redis-exporter /redis_exporter
 EOF
+    build_locust_stand_in
+}
+
+# The load profile's Locust. Debian's python3-locust (2.12) lacks options the locustfile uses, so
+# this one installs the version of the upstream image, hash-checked from
+# deploy/locust-requirements.lock, into a venv on the Python stand-in: the wheels are downloaded
+# on the host (nothing inside a build reaches the package index). Like the upstream image it
+# runs `locust` as the user locust in /home/locust.
+build_locust_stand_in() {
+    if docker image inspect "$AUTHSCALE_LOCUST_IMAGE" >/dev/null 2>&1; then
+        log "$AUTHSCALE_LOCUST_IMAGE exists"
+        return 0
+    fi
+    local context python
+    context=$(mktemp -d)
+    python=$(host_python)
+    cp "$REPO/deploy/locust-requirements.lock" "$context/"
+    # Markers (win32-only packages, typing-extensions before Python 3.12) are evaluated by the
+    # host's Python: Debian 12's 3.11 on the machines this script is for, as in the stand-in.
+    "$python" -m pip download -q --disable-pip-version-check --require-hashes --no-deps \
+        --only-binary=:all: --python-version 3.11 --implementation cp --abi cp311 \
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux_2_28_x86_64 --platform any \
+        -d "$context/wheels" -r "$context/locust-requirements.lock" \
+        || { rm -rf "$context"; return 1; }
+    # Two stages, so the wheels stay out of the final image's layers.
+    stand_in "$AUTHSCALE_LOCUST_IMAGE" "$context" <<EOF
+FROM $AUTHSCALE_PYTHON_IMAGE AS build
+COPY locust-requirements.lock /tmp/
+COPY wheels/ /tmp/wheels/
+RUN python3 -m venv /opt/locust \
+    && /opt/locust/bin/pip install -q --disable-pip-version-check --no-index \
+        --find-links /tmp/wheels --require-hashes --only-binary=:all: --no-deps \
+        -r /tmp/locust-requirements.lock
+
+FROM $AUTHSCALE_PYTHON_IMAGE
+COPY --from=build /opt/locust /opt/locust
+RUN useradd --create-home locust
+ENV PATH=/opt/locust/bin:\$PATH PYTHONUNBUFFERED=1
+USER locust
+WORKDIR /home/locust
+ENTRYPOINT ["locust"]
+EOF
+}
+
+# The host's pip, in a venv of our own: Debian's python3 may come without one, and refuses
+# system-wide use.
+host_python() {
+    [[ -x $CACHE/pip-venv/bin/python ]] || python3 -m venv "$CACHE/pip-venv"
+    printf '%s\n' "$CACHE/pip-venv/bin/python"
 }
 
 download_wheels() {
-    local started=$SECONDS python=$CACHE/pip-venv/bin/python
+    local started=$SECONDS python
+    python=$(host_python)
     mkdir -p "$CACHE/wheels" "$REPO/deploy/wheels"
-    # A pip of our own: Debian's python3 may come without one, and refuses system-wide use.
-    [[ -x $python ]] || python3 -m venv "$CACHE/pip-venv"
     # Wheels for the image's platform (CPython 3.11, glibc x86_64), whatever the host runs; the
     # locks' hashes are checked here and again inside the build. pip evaluates environment
     # markers against the host's Python, not the target's, so they are dropped here: every
@@ -301,7 +358,8 @@ main() {
         "AUTHSCALE_REDIS_IMAGE=$AUTHSCALE_REDIS_IMAGE" \
         "AUTHSCALE_PROMETHEUS_IMAGE=$AUTHSCALE_PROMETHEUS_IMAGE" \
         "AUTHSCALE_NGINX_EXPORTER_IMAGE=$AUTHSCALE_NGINX_EXPORTER_IMAGE" \
-        "AUTHSCALE_REDIS_EXPORTER_IMAGE=$AUTHSCALE_REDIS_EXPORTER_IMAGE" >&2
+        "AUTHSCALE_REDIS_EXPORTER_IMAGE=$AUTHSCALE_REDIS_EXPORTER_IMAGE" \
+        "AUTHSCALE_LOCUST_IMAGE=$AUTHSCALE_LOCUST_IMAGE" >&2
 }
 
 main "$@"

@@ -137,7 +137,7 @@ def test_the_file_is_compose_spec_for_v2_and_1_29() -> None:
         }
         for profile in ("load", "monitoring")
     }
-    assert in_profile["load"] == {"locust", "locust-worker"}
+    assert in_profile["load"] == {"locust", "locust-worker", "locust-accounts"}
     assert in_profile["monitoring"] == set(MONITORING_SERVICES)
 
 
@@ -186,7 +186,7 @@ def test_the_signing_keys_reach_only_the_issuer_and_their_one_shot_setup() -> No
 
 def test_long_running_services_have_healthchecks_and_wait_for_healthy_dependencies() -> None:
     services = compose_file()["services"]
-    one_shots = {"keys", "users", "redis-cluster"}
+    one_shots = {"keys", "users", "redis-cluster", "locust-accounts"}
     for name, service in services.items():
         if name in one_shots or name == "locust-worker":
             continue

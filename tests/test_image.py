@@ -56,6 +56,14 @@ def test_stand_ins_carry_local_names_never_upstream_ones() -> None:
         assert tag not in upstream.values()
 
 
+def test_the_locust_stand_in_is_tagged_with_the_upstream_images_version() -> None:
+    upstream = compose_defaults()["AUTHSCALE_LOCUST_IMAGE"]
+    assert upstream.startswith("locustio/locust:")
+    major, minor, _ = upstream.rsplit(":", 1)[1].split(".")
+    # Its lock holds that very version (tests/test_locks.py).
+    assert STAND_INS["AUTHSCALE_LOCUST_IMAGE"] == f"authscale-standin/locust:{major}.{minor}"
+
+
 def test_the_build_context_holds_only_what_the_image_needs() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     rules = [line for line in lines if line and not line.startswith("#")]

@@ -134,12 +134,30 @@ def test_a_package_has_one_version_in_every_lock() -> None:
     assert {name: found for name, found in versions.items() if len(found) > 1} == {}
 
 
-@pytest.mark.parametrize("lock_name", [*LOCKS, "build-requirements.lock"])
+@pytest.mark.parametrize(
+    "lock_name", [*LOCKS, "build-requirements.lock", "locust-requirements.lock"]
+)
 def test_every_pin_carries_hashes(lock_name: str) -> None:
     pins = read_lock(DEPLOY / lock_name)
     assert pins
     for name, pin in pins.items():
         assert pin.hashes, f"{name} in {lock_name} has no hash"
+
+
+def test_the_locust_lock_holds_the_upstream_images_locust_as_the_suite_runs_it() -> None:
+    """What the load profile's stand-in image installs (deploy/prepare-docker.sh)."""
+    compose = (ROOT / "compose.yaml").read_text()
+    found = re.search(r"\$\{AUTHSCALE_LOCUST_IMAGE:-locustio/locust:([^}]+)\}", compose)
+    assert found is not None
+    version = Version(found.group(1))
+    assert f"\nlocust=={version}\n" in (DEPLOY / "locust-requirements.in").read_text()
+    locust = read_lock(DEPLOY / "locust-requirements.lock")
+    assert locust["locust"].version == version, FIX
+    suite = read_lock(DEPLOY / "dev-requirements.lock")
+    differ = {
+        name for name, pin in locust.items() if name in suite and suite[name].version != pin.version
+    }
+    assert differ == set(), f"the stand-in's versions differ from the suite's: {FIX}"
 
 
 def test_the_build_lock_satisfies_the_build_system() -> None:

@@ -59,6 +59,26 @@ def test_seed_creates_load_test_users(stack: LocalStack) -> None:
     assert login(stack, "loaduser25", "seeded-pass").status_code == 401
 
 
+def test_seed_again_with_a_prefix_resets_the_same_accounts(stack: LocalStack) -> None:
+    first = users(stack, "seed", "--count", "3", "--prefix", "load.a-", "--password", "first")
+    assert first.returncode == 0, first.stderr
+    assert "seeded 3 users load.a-0..load.a-2" in first.stdout
+    # Over existing accounts (a deployment seeding on every start): they take the new password.
+    again = users(stack, "seed", "--count", "3", "--prefix", "load.a-", "--password", "second")
+    assert again.returncode == 0, again.stderr
+    assert login(stack, "load.a-2", "second").status_code == 200
+    assert login(stack, "load.a-2", "first").status_code == 401
+
+
+def test_seed_refuses_a_prefix_no_username_can_start_with(stack: LocalStack) -> None:
+    bad = users(stack, "seed", "--count", "3", "--prefix", "load user")
+    assert bad.returncode == 2, "a usage error, which a retrying caller does not retry"
+    assert "a prefix is letters, digits" in bad.stderr
+    too_long = users(stack, "seed", "--count", "100", "--prefix", "p" * 63)
+    assert too_long.returncode == 1
+    assert too_long.stderr.startswith("authscale: username must be")
+
+
 def test_passwd_changes_the_password_and_ends_every_session(stack: LocalStack) -> None:
     users(stack, "add", "operator-2", "--password-stdin", stdin="old-pass\n")
     with httpx.Client(base_url=stack.gateway_url) as client:

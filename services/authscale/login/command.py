@@ -23,7 +23,7 @@ from authscale.core.settings import (
     SessionSettings,
 )
 from authscale.core.storage import RedisStore
-from authscale.login.credentials import check_password, check_username
+from authscale.login.credentials import USERNAME_PATTERN, check_password, check_username
 from authscale.login.epoch import user_key
 from authscale.login.passwords import Passwords
 from authscale.login.users import UnknownUser, UserExists, Users
@@ -63,9 +63,17 @@ def register_commands(
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(run=_run(_add, redis_fallback))
 
-    seed = actions.add_parser("seed", help="create N load-test users loaduser0..loaduserN-1")
+    seed = actions.add_parser(
+        "seed", help="create (or reset) N load-test users loaduser0..loaduserN-1"
+    )
     seed.add_argument("--count", type=_positive, required=True)
     seed.add_argument("--password", default=DEFAULT_SEED_PASSWORD)
+    seed.add_argument(
+        "--prefix",
+        type=_account_prefix,
+        default=SEED_PREFIX,
+        help=f"the usernames' common start (default {SEED_PREFIX}), as Locust's --account-prefix",
+    )
     seed.set_defaults(run=_run(_seed, redis_fallback))
 
     passwd = actions.add_parser(
@@ -81,6 +89,15 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _account_prefix(text: str) -> str:
+    # Validated here, so a bad one is a usage error (exit 2) that a retrying caller stops on.
+    if not USERNAME_PATTERN.fullmatch(f"{text}0"):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a prefix is letters, digits and . _ @ -, with room for the number"
+        )
+    return text
 
 
 def _run(
@@ -140,15 +157,25 @@ async def _add(args: argparse.Namespace, redis: RedisStore, passwords: Passwords
 
 
 async def _seed(args: argparse.Namespace, redis: RedisStore, passwords: Passwords) -> int:
-    await seed_users(redis, passwords, args.count, args.password)
-    print(f"seeded {args.count} users {SEED_PREFIX}0..{SEED_PREFIX}{args.count - 1}")
+    await seed_users(redis, passwords, args.count, args.password, args.prefix)
+    print(f"seeded {args.count} users {args.prefix}0..{args.prefix}{args.count - 1}")
     return 0
 
 
 async def seed_users(
-    redis: RedisStore, passwords: Passwords, count: int, password: str = DEFAULT_SEED_PASSWORD
+    redis: RedisStore,
+    passwords: Passwords,
+    count: int,
+    password: str = DEFAULT_SEED_PASSWORD,
+    prefix: str = SEED_PREFIX,
 ) -> None:
-    """Create (or reset) loaduser0..loaduser{count-1}, all with ``password``."""
+    """Create (or reset) {prefix}0..{prefix}{count-1}, all with ``password``.
+
+    Idempotent: seeding again overwrites the same accounts, so a deployment may seed on every
+    start.
+    """
+    # The longest name is the one that may not fit.
+    check_username(f"{prefix}{count - 1}")
     # One hash serves every seeded user: these accounts share a password by design, and hashing
     # thousands of them one by one would take minutes for nothing.
     password_hash = await passwords.hash(check_password(password))
@@ -157,7 +184,7 @@ async def seed_users(
         async with redis.reaching("user_seed") as client, client.pipeline() as pipe:
             for number in range(start, min(start + batch, count)):
                 pipe.hset(
-                    user_key(f"{SEED_PREFIX}{number}"),
+                    user_key(f"{prefix}{number}"),
                     mapping={"password_hash": password_hash, "changed_at": "0"},
                 )
             await pipe.execute()

@@ -20,6 +20,7 @@ STAND_INS = {
     "AUTHSCALE_PROMETHEUS_IMAGE": "authscale-standin/prometheus:2.42",
     "AUTHSCALE_NGINX_EXPORTER_IMAGE": "authscale-standin/nginx-exporter:0.11",
     "AUTHSCALE_REDIS_EXPORTER_IMAGE": "authscale-standin/redis-exporter:1.45",
+    "AUTHSCALE_LOCUST_IMAGE": "authscale-standin/locust:2.47",
 }
 
 
