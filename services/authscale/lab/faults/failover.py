@@ -31,7 +31,7 @@ SHARDS = 3
 #: Accounts beyond the load's and the probes', sorted by shard: readers and late logins.
 SPARE_ACCOUNTS = 600
 #: Seconds of logins before the kill: the last one is what replication may lose.
-LEAD = 4.0
+LEAD = 6.0
 #: "Created in the last second before the kill".
 LAST = 1.0
 #: Bounds the wait for readers of the failed shard to succeed again.
