@@ -4,9 +4,11 @@ Redis replicates asynchronously: a master answers a write before its replica has
 killed just after a login may take that login's session or refresh family with it. To count
 rather than assume, threads log accounts of the doomed shard in, one fresh account per login
 (a user keeps at most ``SESSIONS_PER_USER`` sessions: reusing one would evict sessions for a
-reason of its own), and record when each answer arrived. After the failover, each credential
-answered before the kill is asked once more: the dashboard for a session, a refresh for a
-token pair; 200 kept, 401 lost.
+reason of its own), and record when each answer arrived. A 200 that arrives after the kill but
+before the replica took over was written to the killed master before it died (nothing else could
+take the write): such logins count with those answered just before the kill. After the
+failover, each is asked once more: the dashboard for a session, a refresh for a token pair; 200
+kept, 401 lost.
 """
 
 from __future__ import annotations
@@ -96,9 +98,9 @@ class LateLogins:
             with self._lock:
                 self.logins.append(login)
 
-    def before(self, moment: float, seconds: float) -> list[Login]:
-        """Logins answered within ``seconds`` before ``moment``."""
-        return [login for login in self.logins if moment - seconds <= login.at < moment]
+    def answered(self, start: float, end: float) -> list[Login]:
+        """Logins answered (200) from ``start`` up to ``end``."""
+        return [login for login in self.logins if start <= login.at < end]
 
     def earlier(self, moment: float, seconds: float) -> list[Login]:
         """Logins answered more than ``seconds`` before ``moment``."""
