@@ -43,18 +43,12 @@ def test_both_sides_share_one_run_config() -> None:
 
 
 def test_the_scenarios_are_listed_once() -> None:
-    choices = next(
-        action.choices
-        for action in build_parser(load_lab())
-        ._subparsers._group_actions[0]
-        .choices[  # type: ignore[union-attr]
-            "experiment"
-        ]
-        ._actions
-        if action.dest == "scenario"
-    )
-    assert list(choices) == ["scaling", "faults", *FAULT_SCENARIOS]
-    assert tuple(choices) == SCENARIOS
+    assert ("scaling", "state-growth", "faults", *FAULT_SCENARIOS) == SCENARIOS
+
+
+def test_several_fault_scenarios_run_into_one_report() -> None:
+    args = build_parser(load_lab()).parse_args(["experiment", "redis-outage", "redis-failover"])
+    assert args.scenario == ["redis-outage", "redis-failover"]
 
 
 def test_an_unknown_backend_is_refused_for_every_run() -> None:

@@ -9,7 +9,9 @@ The same store runs on one Redis or on a Redis Cluster (a ``redis+cluster://`` U
 :mod:`authscale.core.redis_url`). redis-py's cluster client keeps a pool per node that raises
 ``MaxConnectionsError`` at once when it is full, so on a cluster a semaphore of the pool's size
 makes callers wait for a free connection instead, within the same bound: no node ever sees more
-connections from a replica than the pool size, and a burst queues rather than failing.
+connections from a replica than the pool size, and a burst queues rather than failing. A master
+lost costs only the keys of its shard: shared pipelines are split by node, and the cluster client
+does not retry (its retry closes every node's connections), it relearns the slots instead.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class RedisStore:
         self._free: asyncio.Semaphore | None = None
         self._topology_known = False
         self._learning_topology = asyncio.Lock()
+        self._relearning: asyncio.Future[None] | None = None
 
     @property
     def client(self) -> Any:
@@ -122,7 +125,12 @@ class RedisStore:
             max_connections=self.settings.pool_size,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
+            # No retry on a cluster: redis-py's cluster pipeline retries by closing the client's
+            # connections to every node, in flight or not, so one master lost failed requests of
+            # every shard (27 users of the other shards got a 503 in a failover run). A command
+            # that fails instead makes the client relearn the topology gracefully, in-flight
+            # connections kept (see relearn_topology for the pipelined path).
+            retry=Retry(NoBackoff(), 0),
             # The servers run with cluster-require-full-coverage no: a shard without a master
             # costs its own users a 503, not everyone's; the client must not refuse to start.
             require_full_coverage=False,
@@ -133,6 +141,11 @@ class RedisStore:
     async def close(self) -> None:
         if self._client is None:
             return
+        if self._relearning is not None:
+            self._relearning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relearning
+            self._relearning = None
         await self._client.aclose()
         if not self.cluster:
             await self._client.connection_pool.disconnect()
@@ -162,6 +175,28 @@ class RedisStore:
             if not self._topology_known:
                 await self.client.initialize()
                 self._topology_known = True
+
+    def relearn_topology(self) -> None:
+        """Ask the cluster for its slots again, in the background, once at a time.
+
+        A single command that cannot reach its node makes redis-py relearn the topology before
+        the next command; a pipeline does not (it would have closed every connection and
+        retried, which the client's retry of 0 forbids). Without this, pipelined commands
+        would keep going to a dead master after its replica took over.
+        """
+        if self._relearning is not None and not self._relearning.done():
+            return
+        self._relearning = asyncio.ensure_future(self._relearn())
+
+    async def _relearn(self) -> None:
+        try:
+            async with asyncio.timeout(self.settings.timeout):
+                await self.client.nodes_manager.initialize()
+        except Exception as error:
+            # The next failing batch asks again; a cluster without a master for a slot is
+            # exactly when this fails, and the requests themselves already got their 503s.
+            if not _unavailable(error):
+                raise
 
     @asynccontextmanager
     async def reaching(self, operation: str) -> AsyncIterator[Any]:
@@ -210,12 +245,16 @@ def _latency(operation: str) -> Any:
     return REDIS_LATENCY.labels(operation)
 
 
+#: A command's arguments and the future its caller awaits.
+Waiting = tuple[Sequence[str | int], asyncio.Future[Any]]
+
+
 class _Batch:
     """Commands waiting for the end of this loop turn, then sent together."""
 
     def __init__(self, store: RedisStore) -> None:
         self._store = store
-        self._waiting: list[tuple[Sequence[str | int], asyncio.Future[Any]]] = []
+        self._waiting: list[Waiting] = []
         # The loop keeps only weak references to tasks: hold them until they finish.
         self._sending: set[asyncio.Task[None]] = set()
 
@@ -234,7 +273,33 @@ class _Batch:
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
 
-    async def _execute(self, batch: list[tuple[Sequence[str | int], asyncio.Future[Any]]]) -> None:
+    async def _execute(self, batch: list[Waiting]) -> None:
+        groups = self._by_node(batch) if self._store.cluster else [batch]
+        if len(groups) == 1:
+            await self._send(batch)
+            return
+        await asyncio.gather(*(self._send(group) for group in groups))
+
+    def _by_node(self, batch: list[Waiting]) -> list[list[Waiting]]:
+        """The batch split by the cluster node that serves each command's key.
+
+        redis-py's cluster pipeline sends to every node at once, but a node it cannot reach
+        fails the whole pipeline: while one master is down and not yet replaced, every request
+        batched with one of its keys got a 503 (27 for users of the other shards in a failover
+        run). One pipeline per node confines a lost master to its own keys. Before the client
+        knows its topology (or for a slot it thinks unserved), the batch stays whole.
+        """
+        groups: dict[str, list[Waiting]] = {}
+        for waiting in batch:
+            args = waiting[0]
+            try:
+                node = self._store.client.get_node_from_key(str(args[1])) if len(args) > 1 else None
+            except redis_errors.RedisClusterException:
+                node = None
+            groups.setdefault(node.name if node is not None else "", []).append(waiting)
+        return [batch] if "" in groups else list(groups.values())
+
+    async def _send(self, batch: list[Waiting]) -> None:
         try:
             async with (
                 asyncio.timeout(self._store.settings.timeout),
@@ -255,6 +320,8 @@ class _Batch:
                 # cannot route fails the lot: send them one by one, each to its own answer.
                 await self._one_by_one(batch)
                 return
+            if self._store.cluster and _unavailable(error):
+                self._store.relearn_topology()
             for _, answer in batch:
                 if not answer.done():
                     answer.set_exception(error)

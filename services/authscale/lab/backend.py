@@ -48,6 +48,9 @@ class StackPlan:
     family: str = "stack"
     #: The ASGI server of every replica (authscale.core.servers): hypercorn, uvicorn, granian.
     server: str = DEFAULT_SERVER
+    #: 0: one Redis. N (3 or more): a Redis Cluster of N masters with a replica each (the
+    #: failover scenario's); the local backend only.
+    redis_shards: int = 0
 
 
 class Stack(Protocol):

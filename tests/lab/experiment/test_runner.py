@@ -78,6 +78,8 @@ def test_two_servers_are_measured_side_by_side_in_one_run(tmp_path: Path) -> Non
     ("argv", "message"),
     [
         (["--variants", "session,cookies"], "unknown variant cookies; variants are session"),
+        (["outage"], "unknown scenario outage; scenarios are scaling"),
+        (["scaling", "redis-outage"], "scaling runs alone; name it without other scenarios"),
         (["--variants", "session", "--replicas", "1,0"], "replica counts must be 1 or more"),
         (
             ["--variants", "session", "--backend", "podman"],

@@ -94,6 +94,9 @@ class ComposeBackend:
 
     @contextmanager
     def stack(self, plan: StackPlan) -> Iterator[ComposeStack]:
+        if plan.redis_shards:
+            # The cluster profile's nodes are not the backend's to kill one by one.
+            raise StackError(f"{plan.label}: a Redis Cluster runs on the local backend only")
         running: ComposeStack | None = None
         try:
             wanted = (plan.family, dict(plan.env), plan.login_limit, plan.server)

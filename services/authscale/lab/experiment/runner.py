@@ -223,7 +223,14 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="run an experiment on local or compose stacks and write results/<timestamp>/",
         description="Without a scenario, runs the replica-scaling experiment.",
     )
-    parser.add_argument("scenario", nargs="?", default="scaling", choices=SCENARIOS)
+    parser.add_argument(
+        "scenario",
+        nargs="*",
+        default=["scaling"],
+        metavar="SCENARIO",
+        help=f"one of {', '.join(SCENARIOS)}; several fault scenarios run into one report "
+        "(e.g. redis-outage redis-failover, which the report then compares)",
+    )
     parser.add_argument(
         "--variants",
         type=_names,
@@ -335,7 +342,23 @@ def _weights(text: str) -> dict[str, int]:
     return weights
 
 
+def _chosen(names: Sequence[str]) -> str | tuple[str, ...]:
+    """One scenario that is not a fault's, or fault scenarios (``()``: every one of them)."""
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise StackError(
+            f"unknown scenario {', '.join(unknown)}; scenarios are {', '.join(SCENARIOS)}"
+        )
+    alone = [name for name in names if name in ("scaling", "state-growth", "faults")]
+    if alone and len(names) > 1:
+        raise StackError(f"{alone[0]} runs alone; name it without other scenarios")
+    if alone:
+        return alone[0]
+    return tuple(dict.fromkeys(names))
+
+
 def _run(args: argparse.Namespace) -> int:
+    chosen = _chosen(args.scenario)
     shared = {
         "users": args.users,
         "seconds": args.seconds,
@@ -347,7 +370,7 @@ def _run(args: argparse.Namespace) -> int:
         if sys.argv[1:]
         else "authscale experiment",
     }
-    if args.scenario == "state-growth":
+    if chosen == "state-growth":
         if args.backend != "local":
             raise StackError("state-growth runs on the local backend only (it starts its stacks)")
         run_state_growth(
@@ -361,7 +384,7 @@ def _run(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    if args.scenario == "scaling":
+    if chosen == "scaling":
         config = ExperimentConfig(
             variants=args.variants,
             replicas=args.replicas,
@@ -374,7 +397,7 @@ def _run(args: argparse.Namespace) -> int:
         run_experiment(config)
         return 0
     faults = FaultConfig(
-        scenarios=() if args.scenario == "faults" else (args.scenario,),
+        scenarios=() if chosen == "faults" else chosen,
         fault_at=args.fault_at,
         outage=args.outage,
         soak=args.soak_seconds,

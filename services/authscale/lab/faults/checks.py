@@ -29,6 +29,8 @@ class ScenarioResult:
     notes: list[str] = field(default_factory=list)
     #: What ran the stack: ``local`` or ``compose``.
     backend: str = "local"
+    #: The scenario's own figures by name (seconds, counts), for summary.json and comparisons.
+    figures: dict[str, float | int | None] = field(default_factory=dict)
 
     @property
     def met(self) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from authscale.lab import plots
+from authscale.lab.faults import redis_comparison
 from authscale.lab.faults.checks import ScenarioResult
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.latency import PERCENTILES, LatencyHistory
@@ -52,6 +53,7 @@ def write(out: Path, results: Sequence[ScenarioResult], config: FaultConfig) -> 
                         "checks": [c.__dict__ for c in r.checks],
                         "marks": [{"at": at, "label": label} for at, label in r.marks],
                         "notes": r.notes,
+                        "figures": r.figures,
                     }
                     for r in results
                 ],
@@ -86,6 +88,7 @@ def markdown(
         f"({sum(c.met for c in r.checks)}/{len(r.checks)}) |"
         for r in results
     ]
+    lines += redis_comparison.table(results)
     for result in results:
         lines += ["", f'<a id="{result.name}"></a>', f"## {result.title}", ""]
         lines += ["| target | observed | met |", "|---|---|---|"]

@@ -46,6 +46,7 @@ class FaultRun:
         replicas: Mapping[str, int] | None = None,
         env: Mapping[str, str] | None = None,
         login_limit: tuple[str, int] | None = None,
+        redis_shards: int = 0,
     ) -> None:
         self.config = config
         self.name = name
@@ -64,6 +65,7 @@ class FaultRun:
             ready_timeout=config.ready_timeout,
             family=name,
             server=config.server,
+            redis_shards=redis_shards,
         )
         self._exit = ExitStack()
         self._stack: Stack | None = None
@@ -158,6 +160,8 @@ class ScenarioSpec:
     login_limit: Callable[[FaultConfig], tuple[str, int]] | None = None
     #: Why the scenario runs on the local stack whatever the backend; None: it runs on either.
     local_only: str | None = None
+    #: 0: the stack's one Redis; N: a Redis Cluster of N masters (local stack only).
+    redis_shards: int = 0
 
 
 def run_faults(
@@ -190,7 +194,15 @@ def run_faults(
         if spec.local_only and backend.name != "local":
             here = LocalBackend()
             progress(f"  on the local stack: {spec.local_only}")
-        with FaultRun(config, name, out, here, env=spec.env, login_limit=limit) as fault_run:
+        with FaultRun(
+            config,
+            name,
+            out,
+            here,
+            env=spec.env,
+            login_limit=limit,
+            redis_shards=spec.redis_shards,
+        ) as fault_run:
             result = spec.run(fault_run)
         result.marks = fault_run.marks
         result.backend = fault_run.stack.backend

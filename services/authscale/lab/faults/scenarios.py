@@ -15,6 +15,7 @@ from authscale.lab.backend import role_of
 from authscale.lab.faults.abuse import LOCAL_ONLY, abuse
 from authscale.lab.faults.checks import Check, ScenarioResult
 from authscale.lab.faults.config import FaultConfig
+from authscale.lab.faults.failover import SHARDS, redis_failover
 from authscale.lab.faults.probes import Probes, kid_of, tally, until
 from authscale.lab.faults.revocation import revocation
 from authscale.lab.faults.runner import FaultRun, ScenarioSpec
@@ -98,6 +99,7 @@ def redis_outage(run: FaultRun) -> ScenarioResult:
         ),
     ]
     result.timeline = timeline
+    result.figures = {"redis_down_s": round(answering - stopped, 2)}
     return result
 
 
@@ -339,6 +341,11 @@ def _abuse_limit(config: FaultConfig) -> tuple[str, int]:
 #: Name -> the scenario, in the order `authscale experiment faults` runs them.
 SCENARIOS: dict[str, ScenarioSpec] = {
     "redis-outage": ScenarioSpec(redis_outage),
+    "redis-failover": ScenarioSpec(
+        redis_failover,
+        local_only="the backend kills one Redis Cluster node by its pid",
+        redis_shards=SHARDS,
+    ),
     "replica-loss": ScenarioSpec(replica_loss),
     "rolling-restart": ScenarioSpec(rolling_restart),
     "key-rotation": ScenarioSpec(key_rotation, ROTATION_ENV),

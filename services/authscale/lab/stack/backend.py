@@ -19,11 +19,14 @@ from authscale.core.settings import PasswordSettings, RedisSettings
 from authscale.core.storage import RedisStore
 from authscale.lab.backend import ROLES, Sample, StackPlan
 from authscale.lab.measure import commandstats, cpu
+from authscale.lab.stack.cluster import free_block
 from authscale.lab.stack.local import LocalStack, StackConfig
 from authscale.lab.stack.processes import StackError, free_port
 from authscale.login.command import seed_users
 from authscale.login.passwords import Passwords
 from authscale.tokens.keys.keyring import Keyring
+
+HOST = StackConfig.host
 
 
 class LocalBackend:
@@ -43,7 +46,11 @@ class LocalBackend:
                 run_dir=plan.run_dir,
                 replicas=plan.replicas,
                 gateway_port=free_port(),
-                redis_port=free_port(),
+                # A cluster's nodes count up from its port, each with a bus port 10000 above.
+                redis_port=free_block(HOST, 2 * plan.redis_shards)
+                if plan.redis_shards
+                else free_port(),
+                redis_shards=plan.redis_shards,
                 base_port=None,
                 login_rate=plan.login_limit[0],
                 login_burst=plan.login_limit[1],
