@@ -89,6 +89,7 @@ async def test_a_bad_command_in_a_shared_pipeline_fails_only_its_own_waiter(
         await store.close()
 
 
+@pytest.mark.cluster
 async def test_a_lost_master_fails_only_its_own_keys_and_its_replica_is_found(
     tmp_path: Path,
 ) -> None:

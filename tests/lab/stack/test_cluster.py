@@ -26,6 +26,7 @@ def client_of(cluster: LocalCluster) -> RedisCluster:
     return RedisCluster(startup_nodes=nodes, password=cluster.config.password)
 
 
+@pytest.mark.cluster
 def test_the_cluster_forms_with_every_slot_served_and_a_replica_per_master(
     redis_cluster: LocalCluster,
 ) -> None:
@@ -40,6 +41,7 @@ def test_the_cluster_forms_with_every_slot_served_and_a_replica_per_master(
     assert redis_cluster.url().endswith(",".join(redis_cluster.seeds))
 
 
+@pytest.mark.cluster
 def test_every_node_is_configured_like_the_single_redis(redis_cluster: LocalCluster) -> None:
     password = redis_cluster.config.password
     wanted = {
@@ -59,6 +61,7 @@ def test_every_node_is_configured_like_the_single_redis(redis_cluster: LocalClus
             assert each.acl_getuser(ACL_USER)["enabled"], node.name
 
 
+@pytest.mark.cluster
 def test_keys_sharing_a_hash_tag_run_in_one_script_and_others_are_refused(
     redis_cluster_url: str, redis_cluster: LocalCluster
 ) -> None:
@@ -93,6 +96,7 @@ def test_fewer_than_three_shards_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1 and "--redis-shards must be 0" in result.stderr
 
 
+@pytest.mark.cluster
 def test_a_replica_takes_over_when_its_master_is_killed(tmp_path: Path) -> None:
     key = "{user:42}:session"
     with running_cluster(tmp_path) as cluster:
@@ -117,6 +121,7 @@ def test_a_replica_takes_over_when_its_master_is_killed(tmp_path: Path) -> None:
         cluster.wait_healthy()
 
 
+@pytest.mark.cluster
 def test_a_stopped_cluster_rejoins_with_its_data(tmp_path: Path) -> None:
     with running_cluster(tmp_path) as cluster:
         client = redis_node.client
