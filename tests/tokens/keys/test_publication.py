@@ -23,9 +23,10 @@ def address_of(base_url: str) -> str:
     return base_url.removeprefix("http://")
 
 
-async def published(*arguments: str) -> int:
+async def published(kid: str, *options: str) -> int:
     # The command blocks on its HTTP requests: off the event loop that serves the issuers.
-    return await asyncio.to_thread(main, ["keys", "published", *arguments])
+    # The kid after "--": a base64url thumbprint begins with "-" one time in 64.
+    return await asyncio.to_thread(main, ["keys", "published", *options, "--", kid])
 
 
 async def test_the_check_names_the_replica_the_new_key_has_not_reached(

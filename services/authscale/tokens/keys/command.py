@@ -50,7 +50,8 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     rotate.set_defaults(run=_rotate)
 
     revoke = actions.add_parser("revoke", help="withdraw a compromised key at once")
-    revoke.add_argument("kid")
+    # A kid is a base64url thumbprint and may begin with "-": then it goes after "--".
+    revoke.add_argument("kid", help='the key id from `keys list` (after -- if it begins with "-")')
     revoke.set_defaults(run=_revoke)
 
     listing = actions.add_parser("list", help="every key with its phase and times")
@@ -60,7 +61,7 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "published",
         help="whether every issuer replica's JWKS lists a key; exit 1 until all of them do",
     )
-    published.add_argument("kid")
+    published.add_argument("kid", help='the key id (one that begins with "-" after --)')
     published.add_argument(
         "--jwks-url",
         default=os.environ.get(f"{PREFIX}JWKS_URL"),
