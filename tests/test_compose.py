@@ -44,6 +44,23 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in {"", "0", "false", "no"}
 
 
+def require_engine(what: str) -> None:
+    """Skip without a Docker engine; under CI fail instead, naming ``what`` CI must run."""
+    problem = missing_engine()
+    if problem is not None:
+        if in_ci():
+            pytest.fail(f"CI must run {what}, but {problem}")
+        pytest.skip(problem)
+
+
+def engine_program(what: str) -> list[str]:
+    """The compose program, once :func:`require_engine` has found an engine."""
+    require_engine(what)
+    program = compose_program()
+    assert program is not None
+    return program
+
+
 @dataclass
 class Compose:
     program: list[str]
@@ -261,13 +278,7 @@ def test_compose_validates_the_file_when_a_compose_program_exists() -> None:
 
 @pytest.fixture(scope="module")
 def compose() -> Iterator[Compose]:
-    problem = missing_engine()
-    if problem is not None:
-        if in_ci():
-            pytest.fail(f"CI must run the compose test, but {problem}")
-        pytest.skip(problem)
-    program = compose_program()
-    assert program is not None
+    program = engine_program("the compose test")
     port = free_port("127.0.0.1")
     wheels = any((ROOT / "deploy" / "wheels").glob("*.whl"))
     env = {

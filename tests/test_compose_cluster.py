@@ -14,9 +14,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from authscale.lab.compose.engine import compose_program, missing_engine
 from authscale.lab.stack.processes import free_port
-from tests.test_compose import ROOT, UP_TIMEOUT, Compose, answers, compose_file, in_ci
+from tests.test_compose import ROOT, UP_TIMEOUT, Compose, answers, compose_file, engine_program
 
 PROJECT = "authscale-cluster-test"
 NODES = [f"redis-{index}" for index in range(1, 7)]
@@ -63,13 +62,7 @@ def test_the_example_says_how_the_roles_reach_the_cluster() -> None:
 
 @pytest.fixture(scope="module")
 def cluster_compose() -> Iterator[Compose]:
-    problem = missing_engine()
-    if problem is not None:
-        if in_ci():
-            pytest.fail(f"CI must run the compose test, but {problem}")
-        pytest.skip(problem)
-    program = compose_program()
-    assert program is not None
+    program = engine_program("the compose test")
     port = free_port("127.0.0.1")
     wheels = any((ROOT / "deploy" / "wheels").glob("*.whl"))
     env = {

@@ -18,10 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from authscale.lab.compose.engine import compose_program, missing_engine
 from authscale.lab.compose.images import stand_in_environ
 from authscale.lab.stack.processes import free_port
-from tests.test_compose import ROOT, UP_TIMEOUT, Compose, answers, compose_file, in_ci
+from tests.test_compose import ROOT, UP_TIMEOUT, Compose, answers, compose_file, engine_program
 
 PROJECT = "authscale-load-test"
 #: Fewer accounts than the default, under another prefix: the test sees that Locust logs in with
@@ -112,13 +111,7 @@ def workers_ready(locust: Locust, count: int) -> bool:
 
 @pytest.fixture(scope="module")
 def load_compose() -> Iterator[tuple[Compose, Locust]]:
-    problem = missing_engine()
-    if problem is not None:
-        if in_ci():
-            pytest.fail(f"CI must run the load profile's test, but {problem}")
-        pytest.skip(problem)
-    program = compose_program()
-    assert program is not None
+    program = engine_program("the load profile's test")
     gateway_port, locust_port = free_port("127.0.0.1"), free_port("127.0.0.1")
     wheels = any((ROOT / "deploy" / "wheels").glob("*.whl"))
     env = {

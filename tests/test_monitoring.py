@@ -20,11 +20,10 @@ import yaml
 from prometheus_client import REGISTRY
 
 import authscale.core.metrics  # noqa: F401 - defines every authscale_* metric in REGISTRY
-from authscale.lab.compose.engine import compose_program, missing_engine
 from authscale.lab.compose.images import stand_in_environ
 from authscale.lab.stack.gateway import REPLICA_PORT, STATUS_PORT
 from authscale.lab.stack.processes import free_port
-from tests.test_compose import Compose, answers, in_ci
+from tests.test_compose import Compose, answers, engine_program
 
 ROOT = Path(__file__).resolve().parents[1]
 MONITORING = ROOT / "deploy" / "monitoring"
@@ -175,13 +174,7 @@ def wait_for(what: str, check: Any, compose: Compose, timeout: float = SCRAPE_TI
 
 @pytest.fixture(scope="module")
 def monitored() -> Iterator[tuple[Compose, Prometheus]]:
-    problem = missing_engine()
-    if problem is not None:
-        if in_ci():
-            pytest.fail(f"CI must run the monitoring test, but {problem}")
-        pytest.skip(problem)
-    program = compose_program()
-    assert program is not None
+    program = engine_program("the monitoring test")
     gateway_port, prometheus_port = free_port("127.0.0.1"), free_port("127.0.0.1")
     wheels = any((ROOT / "deploy" / "wheels").glob("*.whl"))
     env = {
