@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ from authscale.lab.stack.redis_node import RedisNode
 from authscale.lab.stack.topology import ClusterNode
 from authscale.tokens.denylist import ACL_USER
 
+#: A spec as it starts inside its CPU budget, and the step that enters it (:mod:`.budgets`).
+Budgeted = Callable[[ProcessSpec], tuple[ProcessSpec, Callable[[], None] | None]]
 #: redis-cli --cluster create refuses fewer masters.
 MIN_SHARDS = 3
 #: Redis listens for its cluster bus on each node's port plus this.
@@ -125,9 +127,12 @@ class LocalCluster:
         *,
         die_with_parent: bool = True,
         running: dict[str, Running] | None = None,
+        budgeted: Budgeted | None = None,
     ) -> None:
         self.config = config
         self.die_with_parent = die_with_parent
+        #: How a node's process enters its CPU budget (the local stack's), if it has one.
+        self.budgeted = budgeted
         #: The process table nodes are recorded in; the local stack passes its own, so its
         #: state file, ``authscale down`` and its samples see every node.
         self.running = running if running is not None else {}
@@ -199,7 +204,8 @@ class LocalCluster:
             extra=(f"masterauth {self.config.password}", *CLUSTER_LINES),
         )
         self.specs[name] = spec
-        running = processes.start(spec, die_with_parent=self.die_with_parent)
+        started, enter = self.budgeted(spec) if self.budgeted else (spec, None)
+        running = processes.start(started, die_with_parent=self.die_with_parent, enter=enter)
         self.running[name] = running
         processes.wait_ready(
             running,

@@ -9,17 +9,19 @@ Redis append-only file, the rendered gateway config and ``stack.json``, which re
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import secrets
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from authscale.core import servers
 from authscale.core.errors import ConfigError
-from authscale.lab.stack import cluster, gateway, processes, redis_node, rundir, web
+from authscale.lab.stack import budgets, cluster, gateway, processes, redis_node, rundir, web
+from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
 from authscale.lab.stack.processes import ProcessSpec, Running, StackError
 from authscale.lab.stack.redis_node import RedisNode
@@ -64,6 +66,8 @@ class StackConfig:
     ready_timeout: float = 30.0
     #: The ASGI server of every replica (authscale.core.servers).
     server: str = servers.DEFAULT_SERVER
+    #: A CPU budget per process (:mod:`.budgets`), or ``None``: every process shares the machine.
+    cpu_budgets: CpuBudgets | None = None
 
     def __post_init__(self) -> None:
         cluster.check_shards(self.redis_shards)
@@ -87,6 +91,7 @@ class LocalStack:
         self.specs: dict[str, ProcessSpec] = {}
         self.redis_password = ""
         self.cluster: LocalCluster | None = None
+        self.budget_driver: budgets.Driver | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -134,6 +139,8 @@ class LocalStack:
         for sub in ("logs", "redis", "gateway/temp"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         self.redis_password = self._redis_password()
+        if self.config.cpu_budgets is not None:
+            self.budget_driver = budgets.driver(f"{os.getpid()}-{self.run_dir.name}")
         try:
             self._start_redis()
             if self.config.demo_user:
@@ -161,6 +168,8 @@ class LocalStack:
         for running in self.running.values():
             running.process.wait()
         self.running.clear()
+        if self.budget_driver is not None:
+            self.budget_driver.release()
         rundir.forget(self.run_dir)
 
     def stop_process(self, name: str, sig: int = signal.SIGTERM) -> None:
@@ -190,9 +199,29 @@ class LocalStack:
     def _role_specs(self, role: str) -> list[ProcessSpec]:
         return [spec for spec in self.specs.values() if spec.role == role and spec.port]
 
+    def budgeted(self, spec: ProcessSpec) -> tuple[ProcessSpec, Callable[[], None] | None]:
+        """``spec`` as it starts inside its CPU budget, and the step that enters it."""
+        if (
+            self.budget_driver is None
+            or self.config.cpu_budgets is None
+            or spec.role not in budgets.BUDGETED
+        ):
+            return spec, None
+        cores = self.config.cpu_budgets.cores(spec.role)
+        placement = self.budget_driver.place(spec.name, cores, self.config.cpu_budgets)
+        argv = [*placement.argv_prefix, *spec.argv]
+        return dataclasses.replace(spec, argv=argv), placement.enter
+
+    def throttling(self) -> dict[str, budgets.Throttling]:
+        """Per running process, what the kernel reports of its budget (empty without budgets)."""
+        if self.budget_driver is None:
+            return {}
+        return {name: self.budget_driver.throttling(name) for name in self.running}
+
     def _launch(self, spec: ProcessSpec) -> None:
         self.specs[spec.name] = spec
-        running = processes.start(spec, die_with_parent=self.die_with_parent)
+        started, enter = self.budgeted(spec)
+        running = processes.start(started, die_with_parent=self.die_with_parent, enter=enter)
         self.running[spec.name] = running
         host, port, password = self.config.host, self.config.redis_port, self.redis_password
         probe = (lambda: redis_node.answers(host, port, password)) if spec.role == "redis" else None
@@ -219,6 +248,7 @@ class LocalStack:
                 ready_timeout=self.config.ready_timeout,
             ),
             die_with_parent=self.die_with_parent,
+            budgeted=self.budgeted,
             # The stack's own table: state, `authscale down` and samples see every node.
             running=self.running,
         )

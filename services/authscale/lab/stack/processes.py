@@ -47,8 +47,18 @@ class Running:
         return self.process.pid
 
 
-def start(spec: ProcessSpec, *, die_with_parent: bool) -> Running:
+def start(
+    spec: ProcessSpec, *, die_with_parent: bool, enter: Callable[[], None] | None = None
+) -> Running:
+    """Start ``spec``; ``enter`` runs in the child before its program (a CPU budget's group)."""
     spec.log_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def before_exec() -> None:
+        if die_with_parent:
+            _die_with_parent()
+        if enter is not None:
+            enter()
+
     with spec.log_file.open("ab") as log:
         process = subprocess.Popen(
             list(spec.argv),
@@ -59,7 +69,7 @@ def start(spec: ProcessSpec, *, die_with_parent: bool) -> Running:
             # Its own session: a Ctrl-C at the terminal reaches the supervisor only, which then
             # stops the children in order (gateway first, Redis last).
             start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=before_exec if die_with_parent or enter is not None else None,
         )
     return Running(spec, process, start_ticks(process.pid) or 0)
 

@@ -1,0 +1,291 @@
+"""CPU budgets: every component of a local stack in a control group of its own, with a fixed quota.
+
+On two shared cores, replicas that all draw from the same pool cannot show what replicas on
+their own machines do: adding one adds nothing, and killing one speeds the others up. With a
+budget per component (each replica, the issuer, each Redis node, the gateway) a replica gets the
+same CPU time whatever the others do, so N replicas can serve N times one, until a budget they
+share (Redis's) is full. The load generator runs outside the budgets.
+
+A budget is a share of one core with a period: ``0.1`` at ``10 ms`` lets a component run 1 ms of
+every 10 ms. The kernel stalls a group that used its quota until the period ends, so the period
+bounds the stall a request can meet: at the default 100 ms, a 0.1 budget would stall a replica
+for 90 ms at a time, which shows up as tail latency rather than as a lower rate.
+
+Three ways to place a process (:func:`driver`): as root, a cgroup v2 group with the ``cpu``
+controller (``cpu.max``) or a cgroup v1 ``cpu`` group (``cpu.cfs_quota_us``); without root, a
+transient systemd scope (``systemd-run --user --scope -p CPUQuota=``). A process enters its
+group before it executes its program, so every child and thread it makes is inside too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from authscale.lab.stack.processes import StackError
+
+#: Components that get a budget of their own, one per process: a replica role, ``redis`` for
+#: each Redis node, ``gateway`` for nginx.
+BUDGETED = ("session", "token", "issuer", "redis", "gateway")
+MOUNTS = Path("/proc/self/mounts")
+HOW_TO_RUN = (
+    "run as root (cgroup v1 cpu or cgroup v2 with the cpu controller), or as a user of a systemd "
+    "machine with `systemd-run --user`; or run without budgets (--cpu-budgets none)"
+)
+
+
+@dataclass(frozen=True)
+class CpuBudgets:
+    """Cores per component (``0.1`` = a tenth of one core) and the period the quota refills in."""
+
+    replica: float = 0.1
+    issuer: float = 0.2
+    redis: float = 0.1
+    gateway: float = 0.3
+    period_ms: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("replica", "issuer", "redis", "gateway"):
+            cores = getattr(self, name)
+            if not 0 < cores <= 64:
+                raise StackError(f"the {name} budget must be above 0 cores, got {cores:g}")
+        if not 1 <= self.period_ms <= 1000:
+            raise StackError(f"the budget period must be 1 to 1000 ms, got {self.period_ms:g}")
+        if self.quota_us(min(self.replica, self.issuer, self.redis, self.gateway)) < 1000:
+            raise StackError(
+                "each quota must be at least 1 ms per period (the kernel's floor); lengthen the "
+                f"period or raise the budget (period {self.period_ms:g} ms)"
+            )
+
+    def cores(self, role: str) -> float:
+        """The budget of one process of ``role``."""
+        if role in ("session", "token"):
+            return self.replica
+        if role not in BUDGETED:
+            raise StackError(f"no CPU budget for {role!r}; budgeted: {', '.join(BUDGETED)}")
+        return float(getattr(self, role))
+
+    @property
+    def period_us(self) -> int:
+        return round(self.period_ms * 1000)
+
+    def quota_us(self, cores: float) -> int:
+        return round(cores * self.period_us)
+
+    def total(self, processes: Mapping[str, int]) -> float:
+        """Cores the budgets of ``processes`` (role -> count) add up to."""
+        return sum(self.cores(role) * count for role, count in processes.items())
+
+    def describe(self) -> str:
+        return (
+            f"replica {self.replica:g}, issuer {self.issuer:g}, redis {self.redis:g} per node, "
+            f"gateway {self.gateway:g} cores; quota per {self.period_ms:g} ms period"
+        )
+
+    @classmethod
+    def parse(cls, text: str) -> CpuBudgets | None:
+        """``replica=0.1,redis=0.05,period=10`` (the rest default); ``none`` for no budgets."""
+        if text.strip().lower() == "none":
+            return None
+        values: dict[str, float] = {}
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            name, _, value = part.partition("=")
+            key = "period_ms" if name == "period" else name
+            if key not in ("replica", "issuer", "redis", "gateway", "period_ms"):
+                raise StackError(
+                    f"budgets look like replica=0.1,issuer=0.2,redis=0.1,gateway=0.3,period=10 "
+                    f"(cores; period in ms), got {part!r}"
+                )
+            try:
+                values[key] = float(value.removesuffix("ms"))
+            except ValueError:
+                raise StackError(f"budget {name} must be a number, got {value!r}") from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Throttling:
+    """What the kernel reports of one group: periods it ran in, and how many it was stalled."""
+
+    periods: int = 0
+    throttled: int = 0
+    throttled_seconds: float = 0.0
+
+    def minus(self, earlier: Throttling) -> Throttling:
+        return Throttling(
+            self.periods - earlier.periods,
+            self.throttled - earlier.throttled,
+            self.throttled_seconds - earlier.throttled_seconds,
+        )
+
+    def __add__(self, other: Throttling) -> Throttling:
+        return Throttling(
+            self.periods + other.periods,
+            self.throttled + other.throttled,
+            self.throttled_seconds + other.throttled_seconds,
+        )
+
+
+@dataclass
+class Placement:
+    """How one process enters its budget: a command line prefix, or a step before exec."""
+
+    argv_prefix: Sequence[str] = ()
+    enter: Callable[[], None] | None = None
+
+
+@dataclass
+class CgroupDriver:
+    """Groups under ``parent`` of a v1 ``cpu`` hierarchy (``version`` 1) or a v2 one (2)."""
+
+    parent: Path
+    version: int
+    name: str = field(init=False)
+    made: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.name = f"cgroup v{self.version}"
+
+    def place(self, process: str, cores: float, budgets: CpuBudgets) -> Placement:
+        group = self.parent / process
+        group.mkdir(parents=True, exist_ok=True)
+        if group not in self.made:
+            self.made.append(group)
+        if self.version == 2:
+            (group / "cpu.max").write_text(f"{budgets.quota_us(cores)} {budgets.period_us}")
+        else:
+            # Period first: a quota above the old period's would be refused otherwise.
+            (group / "cpu.cfs_period_us").write_text(str(budgets.period_us))
+            (group / "cpu.cfs_quota_us").write_text(str(budgets.quota_us(cores)))
+        procs = str(group / "cgroup.procs")
+
+        def enter() -> None:
+            # In the child between fork and exec: the program and all it starts stay inside.
+            with open(procs, "w") as file:
+                file.write(str(os.getpid()))
+
+        return Placement(enter=enter)
+
+    def throttling(self, process: str) -> Throttling:
+        try:
+            text = (self.parent / process / "cpu.stat").read_text()
+        except OSError:
+            return Throttling()
+        stat = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
+        if self.version == 2:
+            seconds = int(stat.get("throttled_usec", 0)) / 1e6
+        else:
+            seconds = int(stat.get("throttled_time", 0)) / 1e9
+        return Throttling(int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0)), seconds)
+
+    def release(self) -> None:
+        """Remove the groups (their processes have exited), then the parent."""
+        for group in reversed(self.made):
+            try:
+                group.rmdir()
+            except OSError:
+                continue
+        self.made.clear()
+        with contextlib.suppress(OSError):
+            self.parent.rmdir()
+
+
+@dataclass
+class SystemdDriver:
+    """Transient user scopes: for a user without root on a systemd machine."""
+
+    program: str
+    name: str = "systemd-run --user --scope"
+
+    def place(self, process: str, cores: float, budgets: CpuBudgets) -> Placement:
+        return Placement(
+            argv_prefix=(
+                self.program,
+                "--user",
+                "--scope",
+                "--quiet",
+                "--collect",
+                f"--unit=authscale-{os.getpid()}-{process}",
+                f"--property=CPUQuota={cores * 100:g}%",
+                f"--property=CPUQuotaPeriodSec={budgets.period_ms:g}ms",
+                "--",
+            )
+        )
+
+    def throttling(self, process: str) -> Throttling:
+        return Throttling()
+
+    def release(self) -> None:
+        return None
+
+
+Driver = CgroupDriver | SystemdDriver
+
+
+def driver(run_tag: str, mounts: str | None = None, euid: int | None = None) -> Driver:
+    """The way this machine can hold budgets, with groups under ``authscale/<run_tag>``."""
+    mounts = MOUNTS.read_text() if mounts is None else mounts
+    euid = os.geteuid() if euid is None else euid
+    if euid == 0:
+        for point, version in _cpu_hierarchies(mounts):
+            parent = point / "authscale" / run_tag
+            if version == 2 and not _enable_cpu_v2(point, parent):
+                continue
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                continue
+            return CgroupDriver(parent, version)
+    program = shutil.which("systemd-run")
+    if program is not None and _user_systemd_answers():
+        return SystemdDriver(program)
+    raise StackError(f"CPU budgets need control groups this user can write; {HOW_TO_RUN}")
+
+
+def _cpu_hierarchies(mounts: str) -> list[tuple[Path, int]]:
+    """Mount points that can limit CPU: v2 first (the future), then v1's ``cpu`` controller."""
+    found: list[tuple[Path, int]] = []
+    for line in mounts.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        point, kind, options = Path(parts[1]), parts[2], parts[3].split(",")
+        if kind == "cgroup2":
+            found.insert(0, (point, 2))
+        elif kind == "cgroup" and "cpu" in options:
+            found.append((point, 1))
+    return found
+
+
+def _enable_cpu_v2(root: Path, parent: Path) -> bool:
+    """Turn the cpu controller on from ``root`` down to ``parent``; False where it cannot be."""
+    try:
+        if "cpu" not in (root / "cgroup.controllers").read_text().split():
+            return False
+        level = root
+        for part in parent.relative_to(root).parts:
+            (level / "cgroup.subtree_control").write_text("+cpu")
+            level = level / part
+            level.mkdir(exist_ok=True)
+        (level / "cgroup.subtree_control").write_text("+cpu")
+    except OSError:
+        return False
+    return True
+
+
+def _user_systemd_answers() -> bool:
+    try:
+        result = subprocess.run(
+            ["systemctl", "--user", "is-system-running"],
+            capture_output=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.stdout.strip() in (b"running", b"degraded")
