@@ -2,7 +2,8 @@
 
 Started by the lab's own :class:`~authscale.lab.stack.cluster.LocalCluster`, the code behind
 ``authscale up --redis-shards``. The shared cluster is session-scoped and emptied per test;
-tests that kill a node start a cluster of their own with :func:`running_cluster`.
+tests that kill a node, or want another number of masters, start a cluster of their own with
+:func:`running_cluster`.
 """
 
 from __future__ import annotations

@@ -48,8 +48,8 @@ class StackPlan:
     family: str = "stack"
     #: The ASGI server of every replica (authscale.core.servers): hypercorn, uvicorn, granian.
     server: str = DEFAULT_SERVER
-    #: 0: one Redis. N (3 or more): a Redis Cluster of N masters with a replica each (the
-    #: failover scenario's); the local backend only.
+    #: 0: one Redis. N (1 or more): a Redis Cluster of N masters with a replica each (the
+    #: failover scenario's 3: fewer cannot fail over); the local backend only.
     redis_shards: int = 0
 
 

@@ -1,10 +1,12 @@
-"""The local Redis Cluster: it forms healthy, is configured like the single Redis, survives a
-master's death through its replica, and ``authscale up --redis-shards``/``down`` leave nothing."""
+"""The local Redis Cluster: it forms healthy (from one master up), is configured like the single
+Redis, survives a master's death through its replica, and ``authscale up --redis-shards``/``down``
+leave nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from redis.asyncio.cluster import ClusterNode as ClientNode
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterCrossSlotError
 
+from authscale.core.settings import RedisSettings
+from authscale.core.storage import RedisStore
 from authscale.lab.stack import clients, cluster, processes, redis_node, topology
 from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
 from authscale.lab.stack.local import StackConfig
@@ -85,15 +89,71 @@ def test_keys_sharing_a_hash_tag_run_in_one_script_and_others_are_refused(
         one_node.eval(script, 2, "{user:1}:a", "{user:2}:b", "x")
 
 
-def test_fewer_than_three_shards_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(StackError, match=r"at least 3 .*got 2"):
-        StackConfig(run_dir=tmp_path, redis_shards=2)
+def test_a_negative_shard_count_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match=r"0 \(one Redis\) or N >= 1 .*got -1"):
+        StackConfig(run_dir=tmp_path, redis_shards=-1)
     with pytest.raises(StackError, match="two ports per shard"):
         ClusterConfig(
             run_dir=tmp_path, ports=[1, 2, 3, 4, 5, 6, 7], password="p", token_password="t"
         )
-    result = authscale("up", "--run-dir", str(tmp_path), "--redis-shards", "1")
+    result = authscale("up", "--run-dir", str(tmp_path), "--redis-shards", "-1")
     assert result.returncode == 1 and "--redis-shards must be 0" in result.stderr
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("shards", [1, 2])
+async def test_fewer_than_three_masters_form_a_cluster_the_store_uses_on_every_shard(
+    tmp_path: Path, shards: int
+) -> None:
+    with running_cluster(tmp_path, shards) as small:
+        assert small.health_problem() is None
+        view = small.view()
+        masters = [node for node in view if node.is_master]
+        assert len(masters) == shards and len(view) == 2 * shards
+        # Even contiguous ranges that leave no slot unserved.
+        ranges = sorted(slots for master in masters for slots in master.slots)
+        assert len(ranges) == shards
+        assert ranges[0][0] == 0 and ranges[-1][1] == topology.SLOTS - 1
+        assert all(a[1] + 1 == b[0] for a, b in pairwise(ranges))
+        sizes = [last - first + 1 for first, last in ranges]
+        assert max(sizes) - min(sizes) <= 1
+        password = small.config.password
+        for index, master_node in enumerate(small.nodes[:shards]):
+            # The pairing is fixed: the node ``shards`` places on replicates master ``index``.
+            master = next(node for node in view if node.port == master_node.port)
+            (replica,) = topology.replicas_of(view, master)
+            assert replica.port == small.nodes[shards + index].port
+            with redis_node.client(replica.host, replica.port, password) as each:
+                replication = each.info("replication")
+            assert replication["master_link_status"] == "up"
+            assert replication["master_port"] == master.port
+        # One key per shard, written and read through the product's own store.
+        keys = {}
+        for n in range(1000):
+            key = f"{{user:{n}}}:session"
+            owner = topology.master_serving(view, small.slot_of(key))
+            assert owner is not None
+            keys.setdefault(owner.id, key)
+            if len(keys) == shards:
+                break
+        assert len(keys) == shards
+        store = RedisStore(RedisSettings(url=small.url(), timeout=2))
+        store.open()
+        try:
+            async with store.reaching("setup") as client:
+                for key in keys.values():
+                    await client.set(key, f"on {key}")
+            answers = await asyncio.gather(
+                *(store.command("test_get", "GET", key) for key in keys.values())
+            )
+        finally:
+            await store.close()
+        assert answers == [f"on {key}" for key in keys.values()]
+        for master in masters:
+            with redis_node.client(master.host, master.port, password) as each:
+                assert each.get(keys[master.id]) == f"on {keys[master.id]}"
+                # Its replica acknowledges the write too: in sync, not merely attached.
+                assert each.execute_command("WAIT", 1, 5000) == 1
 
 
 @pytest.mark.cluster

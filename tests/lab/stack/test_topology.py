@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from authscale.lab.stack import topology
 
 # After a failover: 6391 was killed and 6394, its replica, serves its slots.
@@ -13,6 +15,17 @@ d4 127.0.0.1:6393@16393 slave a1 0 1700000000000 1 connected
 e5 127.0.0.1:6394@16394 master - 0 1700000000000 7 connected 5461-10922
 f6 127.0.0.1:6395@16395 slave c3 0 1700000000000 3 connected
 """
+
+
+def test_slots_are_split_into_even_contiguous_ranges() -> None:
+    assert topology.slot_ranges(1) == [(0, 16383)]
+    assert topology.slot_ranges(3) == [(0, 5460), (5461, 10921), (10922, 16383)]
+    for shards in range(1, 9):
+        ranges = topology.slot_ranges(shards)
+        assert ranges[0][0] == 0 and ranges[-1][1] == topology.SLOTS - 1
+        assert all(before[1] + 1 == after[0] for before, after in pairwise(ranges))
+        sizes = [last - first + 1 for first, last in ranges]
+        assert len(sizes) == shards and max(sizes) - min(sizes) <= 1
 
 
 def test_nodes_are_read_with_their_role_slots_and_failure() -> None:

@@ -21,7 +21,7 @@ LATENCY_DRIFT_TARGET = 0.10
 @dataclass(frozen=True)
 class GrowthConfig:
     sizes: Sequence[int] = (1_000, 10_000, 100_000, 1_000_000)
-    #: 0 is one Redis; 3 or more a Redis Cluster of that many masters.
+    #: 0 is one Redis; 1 or more a Redis Cluster of that many masters.
     shards: Sequence[int] = (0, 3)
     #: Requests per route and size, in ``rounds`` alternating rounds.
     requests: int = 2_000

@@ -1,16 +1,15 @@
 """A Redis Cluster on loopback: N masters with one replica each, for the local stack and the tests.
 
 Each node is a redis-server configured like the stack's single Redis (:mod:`.redis_node`) plus
-the cluster lines below, with its data in ``RUN_DIR/redis/cluster/PORT``. ``redis-cli --cluster
-create`` joins them once; a node directory that already holds ``nodes.conf`` rejoins its
-cluster on the next start, as the single Redis reopens its append-only file.
+the cluster lines below, with its data in ``RUN_DIR/redis/cluster/PORT``. The first start joins
+them (:meth:`LocalCluster._create`: the first half masters, the second their replicas); a node
+directory that already holds ``nodes.conf`` rejoins its cluster on the next start, as the single
+Redis reopens its append-only file.
 """
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,8 +25,6 @@ from authscale.tokens.denylist import ACL_USER
 
 #: A spec as it starts inside its CPU budget, and the step that enters it (:mod:`.budgets`).
 Budgeted = Callable[[ProcessSpec], tuple[ProcessSpec, Callable[[], None] | None]]
-#: redis-cli --cluster create refuses fewer masters.
-MIN_SHARDS = 3
 #: Redis listens for its cluster bus on each node's port plus this.
 BUS_OFFSET = 10000
 #: A master silent this long is suspected; once most masters agree, its replica takes over
@@ -48,10 +45,9 @@ CLUSTER_LINES = (
 
 
 def check_shards(shards: int) -> None:
-    if shards != 0 and shards < MIN_SHARDS:
+    if shards < 0:
         raise StackError(
-            f"--redis-shards must be 0 (one Redis) or at least {MIN_SHARDS} (redis-cli "
-            f"--cluster create needs {MIN_SHARDS} masters), got {shards}"
+            f"--redis-shards must be 0 (one Redis) or N >= 1 (a cluster of N masters), got {shards}"
         )
 
 
@@ -221,35 +217,53 @@ class LocalCluster:
             running.process.wait()
 
     def _create(self) -> None:
-        argv = [
-            processes.binary("redis-cli", "redis-tools"),
-            "--cluster",
-            "create",
-            *(f"{node.host}:{node.port}" for node in self.nodes),
-            *("--cluster-replicas", "1", "--cluster-yes"),
-        ]
-        log = self.config.run_dir / "logs" / "redis-cluster-create.log"
-        # The password through the environment: a command line is readable by every user.
-        env = {**os.environ, "REDISCLI_AUTH": self.config.password}
+        """Join fresh nodes: the first half masters of even slot ranges, node ``shards + i`` the
+        replica of master ``i``. ``redis-cli --cluster create``'s steps, without its floor of
+        three masters: a scaling run wants one and two as well."""
+        shards = self.config.shards
+        masters, replicas = self.nodes[:shards], self.nodes[shards:]
+        # Distinct config epochs, as redis-cli sets them: no epoch collision to resolve once the
+        # masters meet. A node takes one only while it knows no other node.
+        for epoch, node in enumerate(self.nodes, start=1):
+            self._tell(node, "CLUSTER", "SET-CONFIG-EPOCH", str(epoch))
+        for master, (first, last) in zip(masters, topology.slot_ranges(shards), strict=True):
+            self._tell(master, "CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
+        ids = {node.name: self._tell(node, "CLUSTER", "MYID") for node in self.nodes}
+        first_node = self.nodes[0]
+        for node in self.nodes[1:]:
+            self._tell(node, "CLUSTER", "MEET", first_node.host, str(first_node.port))
+        self._wait_acquainted(set(ids.values()))
+        for master, replica in zip(masters, replicas, strict=True):
+            self._tell(replica, "CLUSTER", "REPLICATE", ids[master.name])
+
+    def _tell(self, node: RedisNode, *command: str) -> str:
         try:
-            result = subprocess.run(
-                argv,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=self.config.ready_timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as error:
+            return self._ask(node, *command)
+        except redis.RedisError as error:
             raise StackError(
-                f"redis-cli --cluster create gave no answer in {self.config.ready_timeout:g} s"
+                f"creating the redis cluster, node {node.name} ({node.host}:{node.port}) "
+                f"refused {' '.join(command[:2])}: {error}; read {node.log_file}"
             ) from error
-        log.write_text(result.stdout + result.stderr)
-        if result.returncode != 0:
-            raise StackError(
-                f"redis-cli --cluster create exited with status {result.returncode}; "
-                f"read {log}:\n{processes.tail(log)}"
-            )
+
+    def _wait_acquainted(self, ids: set[str]) -> None:
+        """Wait until every node knows every other by its id (a node still in its handshake
+        with another lists it under a made-up id): a replica can only follow a master it knows."""
+        deadline = time.monotonic() + self.config.ready_timeout
+        for node in self.nodes:
+            while (known := self._known_ids(node)) != ids:
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"redis cluster node {node.name} ({node.host}:{node.port}) knows "
+                        f"{len(known & ids)} of the {len(ids)} nodes after "
+                        f"{self.config.ready_timeout:g} s; read {node.log_file}"
+                    )
+                time.sleep(0.05)
+
+    def _known_ids(self, node: RedisNode) -> set[str]:
+        try:
+            return {each.id for each in topology.parse_nodes(self._ask(node, "CLUSTER", "NODES"))}
+        except redis.RedisError:
+            return set()
 
     # -- what the cluster says ---------------------------------------------------------------
 

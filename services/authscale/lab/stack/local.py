@@ -48,7 +48,7 @@ class StackConfig:
     gateway_port: int = 8080
     #: The single Redis's port; with shards, the cluster's nodes count up from it.
     redis_port: int = 6390
-    #: 0: one Redis. N (3 or more): a Redis Cluster of N masters with a replica each.
+    #: 0: one Redis. N (1 or more): a Redis Cluster of N masters with a replica each.
     redis_shards: int = 0
     #: Replica ports count up from here (session +1.., token +101.., issuer +201..);
     #: ``None`` picks free ports, as the tests do.

@@ -36,7 +36,7 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--redis-shards",
         type=int,
         default=0,
-        help="0: one Redis (default); N >= 3: a Redis Cluster of N masters with a replica each",
+        help="0: one Redis (default); N >= 1: a Redis Cluster of N masters with a replica each",
     )
     up.add_argument(
         "--web-port",

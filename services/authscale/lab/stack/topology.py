@@ -6,6 +6,7 @@ Each node answers for its own view; the cluster is healthy when every node's vie
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 SLOTS = 16384
 
@@ -37,6 +38,12 @@ class ClusterNode:
 
     def describe_slots(self) -> str:
         return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in self.slots)
+
+
+def slot_ranges(shards: int) -> list[tuple[int, int]]:
+    """The 16384 slots in ``shards`` contiguous inclusive ranges, as even as they divide."""
+    bounds = [shard * SLOTS // shards for shard in range(shards + 1)]
+    return [(first, after - 1) for first, after in pairwise(bounds)]
 
 
 def parse_nodes(text: str) -> list[ClusterNode]:
