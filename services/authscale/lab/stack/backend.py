@@ -58,6 +58,7 @@ class LocalBackend:
                 env={"AUTHSCALE_LOG_LEVEL": "WARNING", **plan.env},
                 ready_timeout=plan.ready_timeout,
                 server=plan.server,
+                cpu_budgets=plan.cpu_budgets,
             )
         )
         try:

@@ -6,10 +6,12 @@ budget per component (each replica, the issuer, each Redis node, the gateway) a 
 same CPU time whatever the others do, so N replicas can serve N times one, until a budget they
 share (Redis's) is full. The load generator runs outside the budgets.
 
-A budget is a share of one core with a period: ``0.1`` at ``10 ms`` lets a component run 1 ms of
-every 10 ms. The kernel stalls a group that used its quota until the period ends, so the period
-bounds the stall a request can meet: at the default 100 ms, a 0.1 budget would stall a replica
-for 90 ms at a time, which shows up as tail latency rather than as a lower rate.
+A budget is a share of one core with a period: ``0.1`` at ``20 ms`` lets a component run 2 ms of
+every 20 ms. The kernel stalls a group that used its quota until the period ends, so the period
+bounds the stall a request can meet: at the kernel's default 100 ms, a 0.1 budget would stall a
+replica for 90 ms at a time, which shows up as tail latency rather than as a lower rate. Too
+short a period costs too: a replica woken for 1 ms of every 10 ms served a third fewer requests
+per CPU second than one with 3 ms of every 30 ms (docs/scaling.md).
 
 Three ways to place a process (:func:`driver`): as root, a cgroup v2 group with the ``cpu``
 controller (``cpu.max``) or a cgroup v1 ``cpu`` group (``cpu.cfs_quota_us``); without root, a
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import ceil
 from pathlib import Path
 
 from authscale.lab.stack.processes import StackError
@@ -39,28 +42,36 @@ HOW_TO_RUN = (
 )
 
 
+#: The kernel refuses a quota under 1 ms and a period over 1 s.
+MIN_QUOTA_US = 1000
+MAX_PERIOD_US = 1_000_000
+
+
 @dataclass(frozen=True)
 class CpuBudgets:
-    """Cores per component (``0.1`` = a tenth of one core) and the period the quota refills in."""
+    """Cores per component (``0.1`` = a tenth of one core) and the period quotas refill in.
+
+    ``period_ms`` is the shortest period: a budget too small for a 1 ms quota in it (the
+    kernel's floor) gets the shortest period that holds one (0.01 cores: 100 ms). The defaults
+    are the scaling experiment's, chosen in docs/scaling.md.
+    """
 
     replica: float = 0.1
     issuer: float = 0.2
-    redis: float = 0.1
+    redis: float = 0.01
     gateway: float = 0.3
-    period_ms: float = 10.0
+    period_ms: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("replica", "issuer", "redis", "gateway"):
             cores = getattr(self, name)
-            if not 0 < cores <= 64:
-                raise StackError(f"the {name} budget must be above 0 cores, got {cores:g}")
+            if not MIN_QUOTA_US / MAX_PERIOD_US <= cores <= 64:
+                raise StackError(
+                    f"the {name} budget must be 0.001 to 64 cores (a 1 ms quota per second at "
+                    f"least), got {cores:g}"
+                )
         if not 1 <= self.period_ms <= 1000:
             raise StackError(f"the budget period must be 1 to 1000 ms, got {self.period_ms:g}")
-        if self.quota_us(min(self.replica, self.issuer, self.redis, self.gateway)) < 1000:
-            raise StackError(
-                "each quota must be at least 1 ms per period (the kernel's floor); lengthen the "
-                f"period or raise the budget (period {self.period_ms:g} ms)"
-            )
 
     def cores(self, role: str) -> float:
         """The budget of one process of ``role``."""
@@ -70,26 +81,33 @@ class CpuBudgets:
             raise StackError(f"no CPU budget for {role!r}; budgeted: {', '.join(BUDGETED)}")
         return float(getattr(self, role))
 
-    @property
-    def period_us(self) -> int:
-        return round(self.period_ms * 1000)
+    def period_us(self, cores: float) -> int:
+        """The period of a budget of ``cores``: ``period_ms``, or longer to hold a 1 ms quota."""
+        return min(MAX_PERIOD_US, max(round(self.period_ms * 1000), ceil(MIN_QUOTA_US / cores)))
 
     def quota_us(self, cores: float) -> int:
-        return round(cores * self.period_us)
+        return round(cores * self.period_us(cores))
 
     def total(self, processes: Mapping[str, int]) -> float:
         """Cores the budgets of ``processes`` (role -> count) add up to."""
         return sum(self.cores(role) * count for role, count in processes.items())
 
     def describe(self) -> str:
-        return (
-            f"replica {self.replica:g}, issuer {self.issuer:g}, redis {self.redis:g} per node, "
-            f"gateway {self.gateway:g} cores; quota per {self.period_ms:g} ms period"
-        )
+        """``replica 0.1 core (2 ms per 20 ms), ...``: each budget with its quota and period."""
+        parts = []
+        for name, cores in (
+            ("replica", self.replica),
+            ("issuer", self.issuer),
+            ("redis (each node)", self.redis),
+            ("gateway", self.gateway),
+        ):
+            quota, period = self.quota_us(cores) / 1000, self.period_us(cores) / 1000
+            parts.append(f"{name} {cores:g} core ({quota:g} ms per {period:g} ms)")
+        return ", ".join(parts)
 
     @classmethod
     def parse(cls, text: str) -> CpuBudgets | None:
-        """``replica=0.1,redis=0.05,period=10`` (the rest default); ``none`` for no budgets."""
+        """``replica=0.1,redis=0.01,period=20`` (the rest default); ``none`` for no budgets."""
         if text.strip().lower() == "none":
             return None
         values: dict[str, float] = {}
@@ -98,8 +116,8 @@ class CpuBudgets:
             key = "period_ms" if name == "period" else name
             if key not in ("replica", "issuer", "redis", "gateway", "period_ms"):
                 raise StackError(
-                    f"budgets look like replica=0.1,issuer=0.2,redis=0.1,gateway=0.3,period=10 "
-                    f"(cores; period in ms), got {part!r}"
+                    f"budgets look like replica=0.1,issuer=0.2,redis=0.01,gateway=0.3,period=20 "
+                    f"(cores; the shortest period, in ms), got {part!r}"
                 )
             try:
                 values[key] = float(value.removesuffix("ms"))
@@ -157,10 +175,11 @@ class CgroupDriver:
         if group not in self.made:
             self.made.append(group)
         if self.version == 2:
-            (group / "cpu.max").write_text(f"{budgets.quota_us(cores)} {budgets.period_us}")
+            (group / "cpu.max").write_text(f"{budgets.quota_us(cores)} {budgets.period_us(cores)}")
         else:
-            # Period first: a quota above the old period's would be refused otherwise.
-            (group / "cpu.cfs_period_us").write_text(str(budgets.period_us))
+            # No quota while the period changes: the kernel refuses a quota above a new period.
+            (group / "cpu.cfs_quota_us").write_text("-1")
+            (group / "cpu.cfs_period_us").write_text(str(budgets.period_us(cores)))
             (group / "cpu.cfs_quota_us").write_text(str(budgets.quota_us(cores)))
         procs = str(group / "cgroup.procs")
 
@@ -212,7 +231,7 @@ class SystemdDriver:
                 "--collect",
                 f"--unit=authscale-{os.getpid()}-{process}",
                 f"--property=CPUQuota={cores * 100:g}%",
-                f"--property=CPUQuotaPeriodSec={budgets.period_ms:g}ms",
+                f"--property=CPUQuotaPeriodSec={budgets.period_us(cores) // 1000}ms",
                 "--",
             )
         )
