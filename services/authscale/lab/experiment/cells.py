@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from authscale.core.servers import DEFAULT_SERVER
+from authscale.lab.backend import role_of
 from authscale.lab.load import LocustFigures
 from authscale.lab.measure import commandstats
 from authscale.lab.measure.cpu import CpuSample
+from authscale.lab.stack.budgets import BUDGETED, CpuBudgets
 
 #: Components in the order plots stack them: the replicas first, the load generator last.
 COMPONENTS = ("session", "token", "issuer", "redis", "gateway", "locust")
+#: A budget used this much of its quota over the window was the limit: the kernel throttles
+#: a group slightly before its quota is spent, and a full one reads 0.95-1.0.
+FULL_BUDGET = 0.9
+#: Under this share of the machine idle, the machine (not a budget) may have been the limit.
+IDLE_FLOOR = 0.25
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,8 @@ class Variant:
     name: str
     role: str
     env: Mapping[str, str] = field(default_factory=dict)
+    #: Whether every request reaches Redis (sessions, the denylist): the shard count matters.
+    redis_per_request: bool = True
 
 
 @dataclass(frozen=True)
@@ -30,11 +40,19 @@ class Cell:
     server: str = DEFAULT_SERVER
     #: Whether the run measures more than one server, so names must tell the servers apart.
     named_server: bool = False
+    #: 0: one Redis; N: a Redis Cluster of N masters (:mod:`authscale.lab.stack.cluster`).
+    shards: int = 0
+    #: Whether the run measures more than one shard count, so names must tell them apart.
+    named_shards: bool = False
 
     @property
     def series(self) -> str:
-        """What the capacity model and the plots group by: the variant, on its server if several."""
-        return f"{self.variant.name} on {self.server}" if self.named_server else self.variant.name
+        """What the capacity model and the plots group by: the variant, on its server if several,
+        with its shard count if several."""
+        series = self.variant.name
+        if self.named_shards:
+            series += f", {self.shards} shard{'s' if self.shards != 1 else ''}"
+        return f"{series} on {self.server}" if self.named_server else series
 
     @property
     def label(self) -> str:
@@ -43,7 +61,8 @@ class Cell:
     @property
     def slug(self) -> str:
         suffix = f"-{self.server}" if self.named_server else ""
-        return f"{self.variant.name}-{self.replicas}{suffix}"
+        shards = f"-{self.shards}shards" if self.named_shards else ""
+        return f"{self.variant.name}-{self.replicas}{shards}{suffix}"
 
     def stack_replicas(self, issuers: int) -> dict[str, int]:
         if self.variant.role == "token":
@@ -52,14 +71,22 @@ class Cell:
 
 
 def grid(
-    variants: Sequence[Variant], replicas: Sequence[int], servers: Sequence[str]
+    variants: Sequence[Variant],
+    replicas: Sequence[int],
+    servers: Sequence[str],
+    shards: Sequence[int] = (0,),
 ) -> list[Cell]:
     """Every variant at every replica count on every server, servers innermost so that the
-    servers' cells of one variant and count run back to back, under the same machine load."""
-    named = len(servers) > 1
+    servers' cells of one variant and count run back to back, under the same machine load.
+
+    A variant that touches Redis per request runs at every shard count; one that does not (the
+    plain token variant: its replicas never call Redis) at the first only."""
+    named_servers = len(servers) > 1
+    named_shards = len(shards) > 1
     return [
-        Cell(variant, count, server, named)
+        Cell(variant, count, server, named_servers, shard_count, named_shards)
         for variant in variants
+        for shard_count in (shards if variant.redis_per_request else shards[:1])
         for count in replicas
         for server in servers
     ]
@@ -87,6 +114,11 @@ class CellResult:
     server: str = DEFAULT_SERVER
     #: The cell's :attr:`Cell.series`: the variant, with its server when several were measured.
     series: str = ""
+    shards: int = 0
+    #: CPU seconds of each process over the window (``token-3``, ``redis-7001``, ``gateway``).
+    process_cpu_seconds: Mapping[str, float] = field(default_factory=dict)
+    #: Each budgeted process's budget in cores; empty in a run without budgets.
+    budgets: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.series:
@@ -108,6 +140,40 @@ class CellResult:
     def redis_calls_per_request(self) -> float:
         return sum(self.redis_calls.values()) / self.requests if self.requests else 0.0
 
+    @property
+    def idle_share(self) -> float:
+        """The share of the machine's CPU nobody used over the window."""
+        total = self.cores * self.seconds
+        return max(0.0, 1 - self.machine_busy_seconds / total) if total > 0 else 0.0
+
+    def budget_shares(self) -> dict[str, float]:
+        """Each budgeted group's share of its budget over the window: the replicas' mean (the
+        gateway spreads requests evenly), the busiest Redis node, the gateway, the issuer."""
+        shares: dict[str, list[float]] = {}
+        for name, cores in self.budgets.items():
+            used = self.process_cpu_seconds.get(name, 0.0) / self.seconds if self.seconds else 0.0
+            shares.setdefault(_group_of(name), []).append(used / cores)
+        return {
+            group: (statistics.fmean(values) if group == "replicas" else max(values))
+            for group, values in shares.items()
+        }
+
+    @property
+    def bound(self) -> str:
+        """What limited the cell: a full budget (``replicas``, ``redis``, ...), else ``machine``
+        when under a quarter of it was idle, else ``load generator``."""
+        shares = self.budget_shares()
+        if shares:
+            fullest = max(shares, key=lambda group: shares[group])
+            if shares[fullest] >= FULL_BUDGET:
+                return fullest
+        return "machine" if self.idle_share < IDLE_FLOOR else "load generator"
+
+    @property
+    def budget_bound(self) -> bool:
+        """True when a budget, not the machine or the load generator, was the limit."""
+        return self.bound not in ("machine", "load generator")
+
     @classmethod
     def from_window(
         cls,
@@ -115,6 +181,7 @@ class CellResult:
         users: int,
         figures: LocustFigures,
         samples: Sequence[tuple[CpuSample, dict[str, int]]],
+        budgets: CpuBudgets | None = None,
     ) -> CellResult:
         start = _at(samples, figures.started)
         stop = _at(samples, figures.stopped)
@@ -140,7 +207,21 @@ class CellResult:
             by_name=figures.by_name,
             server=cell.server,
             series=cell.series,
+            shards=cell.shards,
+            process_cpu_seconds=dict(usage.processes),
+            budgets={
+                name: budgets.cores(role_of(name))
+                for name in usage.processes
+                if role_of(name) in BUDGETED
+            }
+            if budgets is not None
+            else {},
         )
+
+
+def _group_of(process: str) -> str:
+    role = role_of(process)
+    return "replicas" if role in ("session", "token") else role
 
 
 def _at(
@@ -166,6 +247,10 @@ def _at(
         },
         machine_busy=between(before[0].machine_busy, after[0].machine_busy),
         machine_total=between(before[0].machine_total, after[0].machine_total),
+        processes={
+            name: between(before[0].processes[name], after[0].processes.get(name, 0.0))
+            for name in before[0].processes
+        },
     )
     calls = {
         name: round(between(before[1].get(name, 0), after[1].get(name, 0)))

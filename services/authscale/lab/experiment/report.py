@@ -7,9 +7,11 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from authscale.lab.experiment import capacity, server_table
+from authscale.lab.experiment import capacity, scale_model, scale_report, server_table
+from authscale.lab.experiment.calibration import Calibration
 from authscale.lab.experiment.cells import COMPONENTS, CellResult
 from authscale.lab.measure import machine
+from authscale.lab.stack.budgets import CpuBudgets
 
 #: Rates the report sizes a deployment for.
 PLANNED_RATES = (1_000, 10_000, 50_000)
@@ -22,10 +24,14 @@ def write(
     command: str,
     *,
     plots: bool = True,
+    budgets: CpuBudgets | None = None,
+    calibration: Calibration | None = None,
 ) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     costs = capacity.fit(results)
     checks = capacity.check(results, costs)
+    scale_costs = scale_model.fit(results) if budgets else {}
+    scale_checks = scale_model.check(results, scale_costs, budgets) if budgets else []
     environment = machine.describe()
     rows = [summary_row(result) for result in results]
     _write_csv(out / "summary.csv", rows)
@@ -38,6 +44,16 @@ def write(
                 "cells": rows,
                 "costs": {name: _costs_dict(c) for name, c in costs.items()},
                 "model_check": [{**check.__dict__, "error": check.error} for check in checks],
+                "budgets": budgets.describe() if budgets else None,
+                "calibration": _calibration_dict(calibration),
+                "scale_costs_us_per_request": {
+                    name: {group: round(v * 1e6, 1) for group, v in c.as_dict().items()}
+                    for name, c in scale_costs.items()
+                },
+                "scale_model_check": [
+                    {**check.__dict__, "error": check.error} for check in scale_checks
+                ],
+                "scale_model_largest_error": scale_model.largest_error(scale_checks),
             },
             indent=2,
         )
@@ -46,10 +62,37 @@ def write(
     if plots:
         from authscale.lab.experiment import figures as drawing
 
-        figures = drawing.write_all(out, results, costs)
+        if budgets:
+            figures = [
+                scale_report.rate_plot(out / "rps_vs_replicas.png", results, scale_costs, budgets),
+                drawing.p95_vs_replicas(out / "p95_vs_replicas.png", results),
+            ]
+        else:
+            figures = drawing.write_all(out, results, costs)
     path = out / "report.md"
-    path.write_text(markdown(results, costs, checks, settings, environment, command, figures))
+    text = markdown(results, costs, checks, settings, environment, command, figures)
+    if budgets:
+        # The budgeted model replaces the shared-machine one: its sections go before the plots.
+        scale = scale_report.sections(results, budgets, calibration, scale_costs, scale_checks)
+        head, _, tail = text.partition("\n## Capacity model")
+        plots_at = tail.find("\n## Plots")
+        text = head + "\n".join(scale) + ("\n" + tail[plots_at:] if plots_at >= 0 else "\n")
+    path.write_text(text)
     return path
+
+
+def _calibration_dict(calibration: Calibration | None) -> dict[str, object] | None:
+    if calibration is None:
+        return None
+    return {
+        "start_rps": round(calibration.start.rate, 1),
+        "end_rps": round(calibration.end.rate, 1),
+        "start_at": calibration.start.at,
+        "end_at": calibration.end.at,
+        "cpu_us_per_ping": round(calibration.cpu_per_request * 1e6, 1),
+        "spread": round(calibration.spread, 4),
+        "steady": calibration.steady,
+    }
 
 
 def summary_row(result: CellResult) -> dict[str, object]:
@@ -79,12 +122,19 @@ def summary_row(result: CellResult) -> dict[str, object]:
     row["redis_calls_per_request"] = round(result.redis_calls_per_request, 3)
     row["redis_calls"] = " ".join(f"{k}={v}" for k, v in sorted(result.redis_calls.items()))
     row["server"] = result.server
+    row["shards"] = result.shards
+    row["machine_idle_share"] = round(result.idle_share, 3)
+    for group, share in sorted(result.budget_shares().items()):
+        row[f"budget_share_{group}"] = round(share, 3)
+    row["bound"] = result.bound
     return row
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     with path.open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]) if rows else [])
+        # Cells differ in their budgeted groups (only token stacks have an issuer).
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        writer = csv.DictWriter(file, fieldnames=names, restval="")
         writer.writeheader()
         writer.writerows(rows)
 

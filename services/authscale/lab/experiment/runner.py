@@ -21,19 +21,21 @@ from pathlib import Path
 from authscale.core.servers import SERVERS
 from authscale.lab import load, run
 from authscale.lab.backend import Backend, Sample, Stack, StackPlan
-from authscale.lab.experiment import report
+from authscale.lab.experiment import calibration, report
+from authscale.lab.experiment.calibration import Calibration, Reference
 from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
 from authscale.lab.experiment.growth_results import GrowthConfig
 from authscale.lab.experiment.state_growth import run_state_growth
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
+from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
 VARIANTS: Mapping[str, Variant] = {
     "session": Variant("session", "session", {}),
-    "token": Variant("token", "token", {}),
+    "token": Variant("token", "token", {}, redis_per_request=False),
     "token-denylist": Variant("token-denylist", "token", {"AUTHSCALE_TOKEN_DENYLIST": "true"}),
 }
 SAMPLE_EVERY = 0.5
@@ -46,7 +48,13 @@ PROJECT = "authscale-exp"
 @dataclass(frozen=True)
 class ExperimentConfig(run.RunConfig):
     variants: Sequence[str] = ("session", "token", "token-denylist")
-    replicas: Sequence[int] = (1, 2, 4)
+    replicas: Sequence[int] = (1, 2, 4, 8)
+    #: Redis Cluster masters for the variants that reach Redis per request (0: one Redis).
+    shards: Sequence[int] = (1, 2, 4)
+    #: Every component under a CPU budget (the scale model); ``None`` shares the machine.
+    cpu_budgets: CpuBudgets | None = field(default_factory=CpuBudgets)
+    #: Seconds of each calibration (start and end of the run); 0: none.
+    calibration_seconds: float = 10.0
     warm_up: float = 10.0
     weights: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     locust_processes: int = 1
@@ -73,12 +81,22 @@ class ExperimentConfig(run.RunConfig):
             raise StackError(f"replica counts must be 1 or more, got {list(self.replicas)}")
         if self.warm_up < 0:
             raise StackError("warm-up must be 0 or more")
+        if not self.shards or any(count < 0 for count in self.shards):
+            raise StackError(f"shard counts must be 0 (one Redis) or more, got {self.shards}")
+        if self.backend == "compose" and any(self.shards):
+            raise StackError("the compose backend runs one Redis: pass --redis-shards 0")
+        if self.calibration_seconds < 0:
+            raise StackError("calibration seconds must be 0 or more")
 
     def describe(self, stack: str) -> dict[str, str]:
         return {
             "backend": self.backend,
             "variants": ", ".join(self.variants),
             "replicas": ", ".join(str(n) for n in self.replicas),
+            "Redis shards (variants on Redis per request)": ", ".join(
+                f"{n} (cluster)" if n else "0 (one Redis)" for n in self.shards
+            ),
+            "CPU budgets": self.cpu_budgets.describe() if self.cpu_budgets else "none",
             "servers": ", ".join(self.measured_servers),
             "issuer replicas (token variants)": str(self.issuer_replicas),
             "simulated users": f"{self.users}, no think time, one seeded account each",
@@ -96,7 +114,7 @@ class ExperimentConfig(run.RunConfig):
 
     def cells(self) -> list[Cell]:
         variants = [VARIANTS[name] for name in self.variants]
-        return grid(variants, self.replicas, self.measured_servers)
+        return grid(variants, self.replicas, self.measured_servers, self.shards)
 
     def stack_plan(self, cell: Cell, out: Path) -> StackPlan:
         return StackPlan(
@@ -108,6 +126,8 @@ class ExperimentConfig(run.RunConfig):
             # On compose a variant's project is rescaled from one cell to the next.
             family=cell.variant.name,
             server=cell.server,
+            redis_shards=cell.shards,
+            cpu_budgets=self.cpu_budgets,
         )
 
 
@@ -133,6 +153,7 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progres
     cells = config.cells()
     results: list[CellResult] = []
     began = time.monotonic()
+    start = _calibrate(config, backend, out, "start", progress)
     for index, cell in enumerate(cells, start=1):
         elapsed = time.monotonic() - began
         if index > 1:
@@ -151,9 +172,37 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progres
             f"CPU per request {result.cpu_per_request_total * 1e6:,.0f} µs"
         )
         results.append(result)
-    report.write(out, results, config.describe(backend.describe()), command=config.command)
+    end = _calibrate(config, backend, out, "end", progress)
+    calibration = Calibration(start, end, config.cpu_budgets) if start and end else None
+    if calibration is not None and not calibration.steady:
+        progress(f"the calibrations differ by {calibration.spread:.0%}: {calibration.describe()}")
+    report.write(
+        out,
+        results,
+        config.describe(backend.describe()),
+        command=config.command,
+        budgets=config.cpu_budgets,
+        calibration=calibration,
+    )
     progress(f"done in {run.elapsed(began)}: {out / 'report.md'}")
     return out
+
+
+def _calibrate(
+    config: ExperimentConfig, backend: Backend, out: Path, when: str, progress: run.Progress
+) -> Reference | None:
+    if not config.calibration_seconds:
+        return None
+    reference = calibration.measure(
+        backend,
+        out / "stacks" / f"calibration-{when}",
+        config.calibration_seconds,
+        config.cpu_budgets,
+        config.server,
+        dict(config.env),
+    )
+    progress(f"calibration ({when}): {reference.rate:,.1f} req/s on one token replica's ping")
+    return reference
 
 
 def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) -> CellResult:
@@ -175,7 +224,7 @@ def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) 
         samples = _load_while_sampling(stack, plan)
         figures = load.read_figures(plan)
         _write_timeline(plan.output_prefix.parent / "cpu_timeline.csv", samples)
-        return CellResult.from_window(cell, config.users, figures, samples)
+        return CellResult.from_window(cell, config.users, figures, samples, config.cpu_budgets)
 
 
 def _load_while_sampling(stack: Stack, plan: load.LocustPlan) -> list[Sample]:
@@ -304,10 +353,28 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     parser.add_argument(
         "--redis-shards",
         type=_counts,
-        default=GrowthConfig.shards,
-        help="state-growth: deployments, 0 for one Redis or a cluster's masters (default "
+        default=None,
+        help="0 for one Redis, N for a cluster of N masters. scaling: the shard counts of the "
+        "variants that reach Redis per request (default "
+        + ",".join(str(shards) for shards in ExperimentConfig.shards)
+        + "); state-growth: the deployments (default "
         + ",".join(str(shards) for shards in GrowthConfig.shards)
         + ")",
+    )
+    parser.add_argument(
+        "--cpu-budgets",
+        type=_budgets,
+        default="default",
+        help="scaling: a CPU budget per component, e.g. replica=0.1,issuer=0.2,redis=0.01,"
+        "gateway=0.3,period=20 (cores; the shortest period in ms); `default` for those, "
+        "`none` to share the machine",
+    )
+    parser.add_argument(
+        "--calibration-seconds",
+        type=float,
+        default=ExperimentConfig.calibration_seconds,
+        help="scaling: seconds of the reference measured at the start and the end (0: none; "
+        "default %(default)s)",
     )
     parser.add_argument(
         "--requests",
@@ -316,6 +383,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="state-growth: requests per route and size (default %(default)s)",
     )
     parser.set_defaults(run=_run)
+
+
+def _budgets(text: str) -> CpuBudgets | None:
+    try:
+        return CpuBudgets() if text.strip() == "default" else CpuBudgets.parse(text)
+    except StackError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _names(text: str) -> list[str]:
@@ -376,7 +450,7 @@ def _run(args: argparse.Namespace) -> int:
         run_state_growth(
             GrowthConfig(
                 sizes=args.sizes,
-                shards=args.redis_shards,
+                shards=GrowthConfig.shards if args.redis_shards is None else args.redis_shards,
                 requests=args.requests,
                 server=args.server,
                 results_dir=args.results_dir,
@@ -392,6 +466,9 @@ def _run(args: argparse.Namespace) -> int:
             weights=args.weights,
             locust_processes=args.locust_processes,
             servers=args.servers,
+            shards=ExperimentConfig.shards if args.redis_shards is None else args.redis_shards,
+            cpu_budgets=args.cpu_budgets,
+            calibration_seconds=args.calibration_seconds,
             **shared,
         )
         run_experiment(config)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import redis
 
+from authscale.core.redis_url import cluster_address, is_cluster
+
 #: Commands the measurement sends, and connection set-up: neither is a per-request cost.
 NOT_PER_REQUEST = frozenset(
     {"info", "ping", "client|setname", "client|setinfo", "hello", "auth", "command|docs"}
@@ -13,8 +15,28 @@ NOT_PER_REQUEST = frozenset(
 
 
 def read(url: str) -> dict[str, int]:
-    """Calls so far per command (lower case, subcommands as ``client|setname``)."""
-    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    """Calls so far per command (lower case, subcommands as ``client|setname``); on a cluster
+    URL, summed over the nodes it names (the local stack names the masters, which run them)."""
+    if not is_cluster(url):
+        return _calls(redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2))
+    address = cluster_address(url)
+    total: dict[str, int] = {}
+    for host, port in address.nodes:
+        node = redis.Redis(
+            host=host,
+            port=port,
+            username=address.username,
+            password=address.password,
+            ssl=address.tls,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
+        for name, calls in _calls(node).items():
+            total[name] = total.get(name, 0) + calls
+    return total
+
+
+def _calls(client: redis.Redis) -> dict[str, int]:
     try:
         stats = client.info("commandstats")
     finally:

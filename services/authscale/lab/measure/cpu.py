@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -105,27 +105,36 @@ class CpuSample:
     components: Mapping[str, float]
     machine_busy: float
     machine_total: float
+    #: Each process of the stack on its own (``session-1``, ``redis-7001``), where the backend
+    #: tells them apart: what a CPU budget per process is compared with.
+    processes: Mapping[str, float] = field(default_factory=dict)
 
     def minus(self, earlier: CpuSample) -> CpuSample:
         return CpuSample(
             at=self.at - earlier.at,
-            components={
-                name: self.components[name] - earlier.components.get(name, 0.0)
-                for name in self.components
-            },
+            components=_minus(self.components, earlier.components),
             machine_busy=self.machine_busy - earlier.machine_busy,
             machine_total=self.machine_total - earlier.machine_total,
+            processes=_minus(self.processes, earlier.processes),
         )
 
 
-def sample(components: Mapping[str, Iterable[int]], at: float) -> CpuSample:
-    """CPU seconds of each component, given the root pids of its process trees."""
+def _minus(later: Mapping[str, float], earlier: Mapping[str, float]) -> dict[str, float]:
+    return {name: later[name] - earlier.get(name, 0.0) for name in later}
+
+
+def sample(
+    components: Mapping[str, Iterable[int]],
+    at: float,
+    processes: Mapping[str, tuple[str, int]] | None = None,
+) -> CpuSample:
+    """CPU seconds of each component, given the root pids of its process trees; ``processes``
+    (name -> component, root pid) are read one by one and added to their components."""
     busy, total = machine_busy_seconds()
+    each = {name: tree_cpu_seconds(pid) for name, (_, pid) in (processes or {}).items()}
+    totals = {name: sum(tree_cpu_seconds(pid) for pid in pids) for name, pids in components.items()}
+    for name, (component, _) in (processes or {}).items():
+        totals[component] = totals.get(component, 0.0) + each[name]
     return CpuSample(
-        at=at,
-        components={
-            name: sum(tree_cpu_seconds(pid) for pid in pids) for name, pids in components.items()
-        },
-        machine_busy=busy,
-        machine_total=total,
+        at=at, components=totals, machine_busy=busy, machine_total=total, processes=each
     )

@@ -93,11 +93,11 @@ class LocalRunning:
         asyncio.run(seed_accounts(self.local.redis_url, count))
 
     def sample(self, locust_pid: int) -> Sample:
-        components: dict[str, list[int]] = {}
-        for running in self.local.running.values():
-            components.setdefault(running.spec.role, []).append(running.pid)
-        components["locust"] = [locust_pid]
-        return cpu.sample(components, time.time()), commandstats.read(self.local.redis_url)
+        processes = {
+            name: (running.spec.role, running.pid) for name, running in self.local.running.items()
+        }
+        usage = cpu.sample({"locust": [locust_pid]}, time.time(), processes)
+        return usage, commandstats.read(self.local.redis_url)
 
     def replicas(self, role: str | None = None) -> dict[str, str]:
         host = self.local.config.host

@@ -1,0 +1,153 @@
+"""The scale model's capacity model: CPU per request against fixed budgets, calibrated.
+
+With every component under a budget (:mod:`authscale.lab.stack.budgets`), a cell serves at most
+the smallest of these rates, each a budget over a cost per request:
+
+- replicas: ``n x replica budget / replica CPU per request``;
+- Redis: ``shards x node budget / Redis CPU per request``. Every simulated user keeps one
+  request in flight, so under a full Redis every shard is full, whatever the users' spread;
+- the gateway and the issuer: their budget over their cost.
+
+Costs are the variant's medians over its cells that a budget bounded (the others are marked and
+left out), and each is also given as a multiple of the run's reference, one ping's CPU on one
+token replica (:mod:`.calibration`): the form that travels to another day's CPU speed.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from authscale.lab.experiment.cells import CellResult
+from authscale.lab.stack.budgets import CpuBudgets
+
+#: Below this many CPU seconds per request a component is not on the request path.
+NEGLIGIBLE = 1e-7
+
+
+@dataclass(frozen=True)
+class ScaleCosts:
+    """A variant's CPU seconds per request on each budgeted group (all its processes summed)."""
+
+    variant: str
+    replicas: float
+    redis: float
+    gateway: float
+    issuer: float
+    #: How many budget-bound cells the medians come from.
+    cells: int
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "replicas": self.replicas,
+            "redis": self.redis,
+            "gateway": self.gateway,
+            "issuer": self.issuer,
+        }
+
+
+def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
+    """Per variant, the median cost of each group over its budget-bound cells."""
+    by_variant: dict[str, list[CellResult]] = {}
+    for result in results:
+        if result.requests and result.budget_bound:
+            by_variant.setdefault(result.variant, []).append(result)
+    costs = {}
+    for variant, cells in by_variant.items():
+        costs[variant] = ScaleCosts(
+            variant=variant,
+            replicas=statistics.median(cell.cpu_per_request(cell.role) for cell in cells),
+            redis=statistics.median(cell.cpu_per_request("redis") for cell in cells),
+            gateway=statistics.median(cell.cpu_per_request("gateway") for cell in cells),
+            issuer=statistics.median(cell.cpu_per_request("issuer") for cell in cells),
+            cells=len(cells),
+        )
+    return costs
+
+
+@dataclass(frozen=True)
+class Prediction:
+    rate: float
+    bound: str
+
+
+def predict(
+    costs: ScaleCosts, budgets: CpuBudgets, replicas: int, shards: int, issuers: int = 1
+) -> Prediction:
+    limits: dict[str, float] = {}
+    for group, count, cores, cost in (
+        ("replicas", replicas, budgets.replica, costs.replicas),
+        ("redis", max(1, shards), budgets.redis, costs.redis),
+        ("gateway", 1, budgets.gateway, costs.gateway),
+        ("issuer", issuers, budgets.issuer, costs.issuer),
+    ):
+        if cost > NEGLIGIBLE:
+            limits[group] = count * cores / cost
+    bound = min(limits, key=lambda group: limits[group])
+    return Prediction(limits[bound], bound)
+
+
+@dataclass(frozen=True)
+class Check:
+    series: str
+    variant: str
+    replicas: int
+    shards: int
+    measured: float
+    predicted: float
+    #: What the model says bounds the cell, and what the measurement says (the fullest budget).
+    model_bound: str
+    measured_bound: str
+    #: Left out of the fit: the machine or the load generator, not a budget, was the limit.
+    marked: bool
+
+    @property
+    def error(self) -> float:
+        return (self.predicted - self.measured) / self.measured if self.measured else math.inf
+
+
+def check(
+    results: Sequence[CellResult], costs: Mapping[str, ScaleCosts], budgets: CpuBudgets
+) -> list[Check]:
+    checks = []
+    for result in results:
+        if result.variant not in costs:
+            continue
+        prediction = predict(costs[result.variant], budgets, result.replicas, result.shards)
+        checks.append(
+            Check(
+                series=result.series,
+                variant=result.variant,
+                replicas=result.replicas,
+                shards=result.shards,
+                measured=result.rate,
+                predicted=prediction.rate,
+                model_bound=prediction.bound,
+                measured_bound=result.bound,
+                marked=not result.budget_bound,
+            )
+        )
+    return checks
+
+
+def largest_error(checks: Sequence[Check]) -> float | None:
+    """The largest error over the unmarked cells: the figure the model is judged by."""
+    errors = [abs(c.error) for c in checks if not c.marked]
+    return max(errors) if errors else None
+
+
+def efficiency(results: Sequence[CellResult]) -> dict[tuple[str, int], float]:
+    """(series, replicas) -> rate at n replicas / (n x rate at the series' fewest replicas)."""
+    base: dict[str, CellResult] = {}
+    for result in results:
+        if result.series not in base or result.replicas < base[result.series].replicas:
+            base[result.series] = result
+    found = {}
+    for result in results:
+        first = base[result.series]
+        per_replica = first.rate / first.replicas if first.replicas else 0.0
+        if per_replica > 0:
+            found[(result.series, result.replicas)] = result.rate / (result.replicas * per_replica)
+    return found

@@ -1,0 +1,157 @@
+"""The report of a budgeted run: calibration, scaling efficiency, budget shares, the model beside
+the measurement, and the headline plot (measured req/s against replicas, model dashed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from authscale.lab.experiment import scale_model
+from authscale.lab.experiment.calibration import Calibration
+from authscale.lab.experiment.cells import FULL_BUDGET, IDLE_FLOOR, CellResult
+from authscale.lab.stack.budgets import CpuBudgets
+
+GROUPS = ("replicas", "redis", "gateway", "issuer")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def sections(
+    results: Sequence[CellResult],
+    budgets: CpuBudgets,
+    calibration: Calibration | None,
+    costs: Mapping[str, scale_model.ScaleCosts],
+    checks: Sequence[scale_model.Check],
+) -> list[str]:
+    lines = ["", "## Budgets and calibration", "", f"Budgets: {budgets.describe()}.", ""]
+    if calibration is not None:
+        lines += [f"Calibration: {calibration.describe()}.", ""]
+        if not calibration.steady:
+            lines += [
+                f"**The two calibrations differ by {calibration.spread:.0%}, more than "
+                "10 %: the machine's CPU speed moved during the run; compare its cells with "
+                "care.**",
+                "",
+            ]
+    lines += _cells_section(results, calibration)
+    lines += _model_section(costs, checks, calibration)
+    return lines
+
+
+def _cells_section(results: Sequence[CellResult], calibration: Calibration | None) -> list[str]:
+    efficiency = scale_model.efficiency(results)
+    lines = [
+        "## Cells",
+        "",
+        "Efficiency: the rate at n replicas over n times the rate at the series' fewest. "
+        f"Shares: CPU used over the window against the budget (replicas: their mean; redis: the "
+        f"busiest node). Bound: the fullest budget when it is at least {FULL_BUDGET:.0%} used; "
+        f"otherwise `machine` when under {IDLE_FLOOR:.0%} of the machine was idle, else `load "
+        "generator`; such cells are marked (*) and left out of the model's fit.",
+        "",
+    ]
+    header = ["series", "replicas", "req/s", "vs reference", "efficiency"]
+    header += [f"{group} share" for group in GROUPS]
+    header += ["machine idle", "p95 ms", "failed", "bound"]
+    rows = []
+    for result in results:
+        shares = result.budget_shares()
+        relative = f"{result.rate / calibration.rate:.2f}x" if calibration else "-"
+        rows.append(
+            [
+                result.series,
+                result.replicas,
+                f"{result.rate:,.0f}",
+                relative,
+                f"{efficiency.get((result.series, result.replicas), 0):.2f}",
+                *(f"{shares[group]:.0%}" if group in shares else "-" for group in GROUPS),
+                f"{result.idle_share:.0%}",
+                f"{result.p95_ms:g}",
+                f"{result.failures} / {result.requests:,}",
+                result.bound + ("" if result.budget_bound else " *"),
+            ]
+        )
+    return lines + table(header, rows) + [""]
+
+
+def _model_section(
+    costs: Mapping[str, scale_model.ScaleCosts],
+    checks: Sequence[scale_model.Check],
+    calibration: Calibration | None,
+) -> list[str]:
+    lines = ["## The model", "", (scale_model.__doc__ or "").strip(), ""]
+    reference = calibration.cpu_per_request if calibration else 0.0
+    rows = []
+    for cost in costs.values():
+        cells = []
+        for group, seconds in cost.as_dict().items():
+            relative = f" ({seconds / reference:.2f} pings)" if reference else ""
+            cells.append(f"{seconds * 1e6:,.0f}{relative}" if group else "")
+        rows.append([cost.variant, cost.cells, *cells])
+    lines += ["CPU µs per request by group (in pings of the reference):", ""]
+    lines += table(["variant", "cells fitted", *GROUPS], rows)
+    lines += ["", "The model against every cell:", ""]
+    lines += table(
+        ["series", "replicas", "measured req/s", "model req/s", "error", "model: bound by"],
+        [
+            [
+                c.series,
+                c.replicas,
+                f"{c.measured:,.0f}",
+                f"{c.predicted:,.0f}",
+                f"{c.error:+.0%}" + (" *" if c.marked else ""),
+                c.model_bound,
+            ]
+            for c in checks
+        ],
+    )
+    worst = scale_model.largest_error(checks)
+    if worst is not None:
+        lines += ["", f"Largest error over the unmarked cells: {worst:.1%}.", ""]
+    return lines
+
+
+def rate_plot(
+    path: Path,
+    results: Sequence[CellResult],
+    costs: Mapping[str, scale_model.ScaleCosts],
+    budgets: CpuBudgets,
+) -> Path:
+    """Measured req/s against replicas per series (marked cells hollow), the model dashed."""
+    from authscale.lab import plots
+
+    pyplot = plots.pyplot()
+    figure, axes = pyplot.subplots(figsize=(8, 5))
+    by_series: dict[str, list[CellResult]] = {}
+    for result in results:
+        by_series.setdefault(result.series, []).append(result)
+    for index, (series, cells) in enumerate(by_series.items()):
+        colour = f"C{index}"
+        cells.sort(key=lambda cell: cell.replicas)
+        counts = [cell.replicas for cell in cells]
+        axes.plot(counts, [cell.rate for cell in cells], "-", color=colour, label=series)
+        for cell in cells:
+            axes.plot(
+                cell.replicas,
+                cell.rate,
+                "o",
+                color=colour,
+                markerfacecolor=colour if cell.budget_bound else "none",
+            )
+        cost = costs.get(cells[0].variant)
+        if cost is not None:
+            modelled = [
+                scale_model.predict(cost, budgets, count, cells[0].shards).rate for count in counts
+            ]
+            axes.plot(counts, modelled, "--", color=colour, alpha=0.6)
+    axes.set_xlabel("replicas")
+    axes.set_ylabel("req/s (measured: solid; model: dashed; hollow: marked)")
+    axes.set_xticks(sorted({r.replicas for r in results}))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    axes.set_title("Throughput against replicas, every component under its CPU budget")
+    return plots.save(figure, path)
