@@ -35,6 +35,8 @@ from authscale.lab.stack.processes import StackError
 #: Components that get a budget of their own, one per process: a replica role, ``redis`` for
 #: each Redis node, ``gateway`` for nginx.
 BUDGETED = ("session", "token", "issuer", "redis", "gateway")
+#: The budgets a :class:`CpuBudgets` holds: one for every replica of either role, and one each.
+COMPONENTS = ("replica", "issuer", "redis", "gateway")
 MOUNTS = Path("/proc/self/mounts")
 HOW_TO_RUN = (
     "run as root (cgroup v1 cpu or cgroup v2 with the cpu controller), or as a user of a systemd "
@@ -63,8 +65,7 @@ class CpuBudgets:
     period_ms: float = 20.0
 
     def __post_init__(self) -> None:
-        for name in ("replica", "issuer", "redis", "gateway"):
-            cores = getattr(self, name)
+        for name, cores in self.components().items():
             if not MIN_QUOTA_US / MAX_PERIOD_US <= cores <= 64:
                 raise StackError(
                     f"the {name} budget must be 0.001 to 64 cores (a 1 ms quota per second at "
@@ -92,29 +93,35 @@ class CpuBudgets:
         """Cores the budgets of ``processes`` (role -> count) add up to."""
         return sum(self.cores(role) * count for role, count in processes.items())
 
+    def components(self) -> dict[str, float]:
+        """Cores per budget: ``replica`` (each), ``issuer``, ``redis`` (each node), ``gateway``."""
+        return {name: float(getattr(self, name)) for name in COMPONENTS}
+
+    def budget(self, cores: float) -> str:
+        """``0.1 core (2 ms per 20 ms)``: a budget of ``cores`` with its quota and period."""
+        quota, period = self.quota_us(cores) / 1000, self.period_us(cores) / 1000
+        return f"{cores:g} core ({quota:g} ms per {period:g} ms)"
+
     def describe(self) -> str:
         """``replica 0.1 core (2 ms per 20 ms), ...``: each budget with its quota and period."""
-        parts = []
-        for name, cores in (
-            ("replica", self.replica),
-            ("issuer", self.issuer),
-            ("redis (each node)", self.redis),
-            ("gateway", self.gateway),
-        ):
-            quota, period = self.quota_us(cores) / 1000, self.period_us(cores) / 1000
-            parts.append(f"{name} {cores:g} core ({quota:g} ms per {period:g} ms)")
-        return ", ".join(parts)
+        return ", ".join(
+            f"{'redis (each node)' if name == 'redis' else name} {self.budget(cores)}"
+            for name, cores in self.components().items()
+        )
 
     @classmethod
     def parse(cls, text: str) -> CpuBudgets | None:
-        """``replica=0.1,redis=0.01,period=20`` (the rest default); ``none`` for no budgets."""
+        """``replica=0.1,redis=0.01,period=20`` (the rest default); ``default`` for the
+        defaults, ``none`` for no budgets."""
         if text.strip().lower() == "none":
             return None
+        if text.strip().lower() == "default":
+            return cls()
         values: dict[str, float] = {}
         for part in (p.strip() for p in text.split(",") if p.strip()):
             name, _, value = part.partition("=")
             key = "period_ms" if name == "period" else name
-            if key not in ("replica", "issuer", "redis", "gateway", "period_ms"):
+            if key not in (*COMPONENTS, "period_ms"):
                 raise StackError(
                     f"budgets look like replica=0.1,issuer=0.2,redis=0.01,gateway=0.3,period=20 "
                     f"(cores; the shortest period, in ms), got {part!r}"
@@ -170,17 +177,22 @@ class CgroupDriver:
         self.name = f"cgroup v{self.version}"
 
     def place(self, process: str, cores: float, budgets: CpuBudgets) -> Placement:
+        """The group of ``process`` with its quota set (again, for a process started again)."""
         group = self.parent / process
-        group.mkdir(parents=True, exist_ok=True)
-        if group not in self.made:
-            self.made.append(group)
-        if self.version == 2:
-            (group / "cpu.max").write_text(f"{budgets.quota_us(cores)} {budgets.period_us(cores)}")
-        else:
-            # No quota while the period changes: the kernel refuses a quota above a new period.
-            (group / "cpu.cfs_quota_us").write_text("-1")
-            (group / "cpu.cfs_period_us").write_text(str(budgets.period_us(cores)))
-            (group / "cpu.cfs_quota_us").write_text(str(budgets.quota_us(cores)))
+        try:
+            group.mkdir(exist_ok=True)
+            if group not in self.made:
+                self.made.append(group)
+            self._set_quota(group, budgets.quota_us(cores), budgets.period_us(cores))
+        except OSError as error:
+            # A group without its quota would let the process run unbounded: none at all.
+            with contextlib.suppress(OSError):
+                group.rmdir()
+                self.made.remove(group)
+            raise StackError(
+                f"cannot give {process} its CPU budget in {group} ({self.name}): {error}; "
+                f"{HOW_TO_RUN}"
+            ) from error
         procs = str(group / "cgroup.procs")
 
         def enter() -> None:
@@ -189,6 +201,19 @@ class CgroupDriver:
                 file.write(str(os.getpid()))
 
         return Placement(enter=enter)
+
+    def _set_quota(self, group: Path, quota_us: int, period_us: int) -> None:
+        if self.version == 2:
+            (group / "cpu.max").write_text(f"{quota_us} {period_us}")
+            return
+        # No quota while the period changes: the kernel refuses a quota above a new period.
+        (group / "cpu.cfs_quota_us").write_text("-1")
+        (group / "cpu.cfs_period_us").write_text(str(period_us))
+        (group / "cpu.cfs_quota_us").write_text(str(quota_us))
+
+    def groups(self) -> list[Path]:
+        """The groups made so far, then the parent: what :meth:`release` removes, in order."""
+        return [*reversed(self.made), self.parent]
 
     def throttling(self, process: str) -> Throttling:
         try:
@@ -204,14 +229,8 @@ class CgroupDriver:
 
     def release(self) -> None:
         """Remove the groups (their processes have exited), then the parent."""
-        for group in reversed(self.made):
-            try:
-                group.rmdir()
-            except OSError:
-                continue
+        remove_groups(self.groups())
         self.made.clear()
-        with contextlib.suppress(OSError):
-            self.parent.rmdir()
 
 
 @dataclass
@@ -239,11 +258,22 @@ class SystemdDriver:
     def throttling(self, process: str) -> Throttling:
         return Throttling()
 
+    def groups(self) -> list[Path]:
+        # systemd removes a scope (--collect) once its process has exited.
+        return []
+
     def release(self) -> None:
         return None
 
 
 Driver = CgroupDriver | SystemdDriver
+
+
+def remove_groups(groups: Sequence[Path]) -> None:
+    """Remove each group that is empty; one a process still holds stays (the kernel refuses)."""
+    for group in groups:
+        with contextlib.suppress(OSError):
+            group.rmdir()
 
 
 def driver(run_tag: str, mounts: str | None = None, euid: int | None = None) -> Driver:
@@ -282,17 +312,28 @@ def _cpu_hierarchies(mounts: str) -> list[tuple[Path, int]]:
 
 
 def _enable_cpu_v2(root: Path, parent: Path) -> bool:
-    """Turn the cpu controller on from ``root`` down to ``parent``; False where it cannot be."""
+    """Turn the cpu controller on from ``root`` down to ``parent``, so that the groups under
+    ``parent`` have ``cpu.max``; False where it cannot be (the levels made here are removed).
+
+    v2 hands a controller to a group's children only through ``cgroup.subtree_control`` of
+    every level above them, and refuses to where a level holds processes of its own (the root
+    of a container's namespace often does).
+    """
+    made: list[Path] = []
     try:
         if "cpu" not in (root / "cgroup.controllers").read_text().split():
             return False
         level = root
         for part in parent.relative_to(root).parts:
+            # Enabling a controller that is on already changes nothing.
             (level / "cgroup.subtree_control").write_text("+cpu")
             level = level / part
-            level.mkdir(exist_ok=True)
+            if not level.is_dir():
+                level.mkdir()
+                made.append(level)
         (level / "cgroup.subtree_control").write_text("+cpu")
     except OSError:
+        remove_groups(made[::-1])
         return False
     return True
 

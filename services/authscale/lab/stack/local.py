@@ -381,6 +381,7 @@ class LocalStack:
             gateway_url=self.gateway_url,
             redis_url=self.redis_url,
             processes=[(r.spec.name, r.pid, r.started_ticks) for r in self.running.values()],
+            cpu_groups=self.budget_driver.groups() if self.budget_driver else (),
         )
 
 

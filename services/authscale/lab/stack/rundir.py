@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from authscale.lab.stack import processes
+from authscale.lab.stack import budgets, processes
 
 DEFAULT_RUN_DIR = Path(".authscale")
 STATE_FILE = "stack.json"
@@ -24,12 +24,19 @@ def stop_rank(role: str) -> int:
 
 
 def write_state(
-    run_dir: Path, *, gateway_url: str, redis_url: str, processes: Sequence[tuple[str, int, int]]
+    run_dir: Path,
+    *,
+    gateway_url: str,
+    redis_url: str,
+    processes: Sequence[tuple[str, int, int]],
+    cpu_groups: Sequence[Path] = (),
 ) -> None:
+    """``cpu_groups``: the CPU budgets' control groups, removed in order once all have stopped."""
     state = {
         "gateway_url": gateway_url,
         "redis_url": redis_url,
         "processes": [{"name": name, "pid": pid, "ticks": ticks} for name, pid, ticks in processes],
+        "cpu_groups": [str(group) for group in cpu_groups],
     }
     path = run_dir / STATE_FILE
     path.touch(mode=0o600, exist_ok=True)
@@ -75,8 +82,13 @@ def stop_in_order(entries: Sequence[tuple[str, int, int]]) -> int:
 
 
 def stop_recorded(run_dir: Path) -> int:
-    """Stop the processes a detached stack recorded; returns how many were still running."""
+    """Stop the processes a detached stack recorded, then remove its CPU budgets' groups (the
+    stack's supervisor returned long ago); returns how many were still running."""
     stopped = stop_in_order(_recorded(run_dir))
+    state = read_state(run_dir)
+    groups = state.get("cpu_groups") if state else None
+    if isinstance(groups, list):
+        budgets.remove_groups([Path(group) for group in groups])
     forget(run_dir)
     return stopped
 

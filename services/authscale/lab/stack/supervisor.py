@@ -13,6 +13,7 @@ from types import FrameType
 from authscale.core import servers
 from authscale.lab.stack import local as stack
 from authscale.lab.stack import rundir, web
+from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.local import LocalStack, StackConfig
 from authscale.lab.stack.processes import StackError
 
@@ -60,6 +61,15 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help=f"the ASGI server of every replica (default {servers.DEFAULT_SERVER}, "
         f"or ${servers.SERVER_VARIABLE}); uvicorn and granian need authscale[uvicorn] / [granian]",
     )
+    up.add_argument(
+        "--cpu-budgets",
+        type=_cpu_budgets,
+        default=None,
+        metavar="SPEC",
+        help="a CPU budget (cgroup) per replica, issuer, Redis node and gateway: 'default' "
+        "(replica=0.1,issuer=0.2,redis=0.01,gateway=0.3,period=20), cores and the shortest "
+        "period in ms such as 'replica=0.2,period=30' (the rest default), or 'none' (default)",
+    )
     up.add_argument("--no-demo-user", action="store_true", help="do not create admin/password123")
     up.add_argument("--detach", action="store_true", help="start, then return; stop with down")
     _run_dir_option(up)
@@ -77,6 +87,13 @@ def _run_dir_option(parser: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("AUTHSCALE_RUN_DIR", stack.DEFAULT_RUN_DIR)),
         help="logs, Redis data and state (default .authscale, or AUTHSCALE_RUN_DIR)",
     )
+
+
+def _cpu_budgets(text: str) -> CpuBudgets | None:
+    try:
+        return CpuBudgets.parse(text)
+    except StackError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:
@@ -99,6 +116,7 @@ def config_from_args(args: argparse.Namespace) -> StackConfig:
         login_burst=args.login_burst,
         demo_user=not args.no_demo_user,
         server=args.server,
+        cpu_budgets=args.cpu_budgets,
     )
 
 
@@ -190,6 +208,7 @@ def summary(local: LocalStack) -> str:
             f"(append-only files, password in {password}):"
         )
         lines += [f"              {shard}" for shard in local.cluster.describe()]
+    lines += _budget_lines(local)
     lines += [
         f"  logs      {logs}/",
         "",
@@ -220,3 +239,16 @@ def summary(local: LocalStack) -> str:
             f'  curl -s -H "Authorization: Bearer $TOKEN" {gateway}/token/dashboard',
         ]
     return "\n".join(lines)
+
+
+def _budget_lines(local: LocalStack) -> list[str]:
+    budgets, driver = local.config.cpu_budgets, local.budget_driver
+    if budgets is None or driver is None:
+        return ["  cpu       no budgets: every process shares the machine's cores"]
+    lines = [f"  cpu       a budget per process ({driver.name}):"]
+    for component, cores in budgets.components().items():
+        lines.append(f"              {component:<9} {budgets.budget(cores)}")
+    groups = driver.groups()
+    if groups:
+        lines.append(f"              throttling: cpu.stat in each group under {groups[-1]}/")
+    return lines
