@@ -37,6 +37,7 @@ def load_lab() -> Lab | None:
     """The lab's command groups, or None where only the product is installed."""
     try:
         from authscale.lab.bench import runner as bench
+        from authscale.lab.budgets import BudgetError
         from authscale.lab.experiment import runner as experiment
         from authscale.lab.stack import presets, rundir, supervisor, web
         from authscale.lab.stack.processes import StackError
@@ -52,7 +53,7 @@ def load_lab() -> Lab | None:
             bench.register_commands,
             experiment.register_commands,
         ),
-        errors=(StackError,),
+        errors=(StackError, BudgetError),
         redis_fallback=accounts.RedisFallback(
             "the Redis of the local stack `authscale up` runs (from AUTHSCALE_RUN_DIR, "
             "default .authscale)",

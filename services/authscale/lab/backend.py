@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Protocol
 
 from authscale.core.servers import DEFAULT_SERVER
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.measure.cpu import CpuSample
-from authscale.lab.stack.budgets import CpuBudgets
 
 #: CPU seconds per component so far, and Redis's command counters, at one moment.
 Sample = tuple[CpuSample, dict[str, int]]
@@ -52,7 +52,7 @@ class StackPlan:
     #: 0: one Redis. N (1 or more): a Redis Cluster of N masters with a replica each (the
     #: failover scenario's 3: fewer cannot fail over); the local backend only.
     redis_shards: int = 0
-    #: A CPU budget per component (:mod:`authscale.lab.stack.budgets`); ``None``: none.
+    #: A CPU budget per component (:mod:`authscale.lab.budgets`); ``None``: none.
     cpu_budgets: CpuBudgets | None = None
 
 

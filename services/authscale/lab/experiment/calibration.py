@@ -17,7 +17,7 @@ from pathlib import Path
 
 from authscale.lab.backend import Backend, StackPlan
 from authscale.lab.bench import wrk
-from authscale.lab.stack.budgets import CpuBudgets
+from authscale.lab.budgets import CpuBudgets
 
 #: Two references further apart than this (relative to the first) mark the run.
 MAX_SPREAD = 0.10

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from authscale.core.servers import DEFAULT_SERVER
 from authscale.lab.backend import role_of
+from authscale.lab.budgets import BUDGETED, CpuBudgets
 from authscale.lab.load import LocustFigures
 from authscale.lab.measure import commandstats
 from authscale.lab.measure.cpu import CpuSample
-from authscale.lab.stack.budgets import BUDGETED, CpuBudgets
 
 #: Components in the order plots stack them: the replicas first, the load generator last.
 COMPONENTS = ("session", "token", "issuer", "redis", "gateway", "locust")
@@ -119,6 +119,8 @@ class CellResult:
     process_cpu_seconds: Mapping[str, float] = field(default_factory=dict)
     #: Each budgeted process's budget in cores; empty in a run without budgets.
     budgets: Mapping[str, float] = field(default_factory=dict)
+    #: Each process's CPU per second before the load (cores): what it spends on its own.
+    idle_cores: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.series:
@@ -139,6 +141,21 @@ class CellResult:
     @property
     def redis_calls_per_request(self) -> float:
         return sum(self.redis_calls.values()) / self.requests if self.requests else 0.0
+
+    def marginal_cpu_per_request(self, group: str) -> float:
+        """CPU per request of a group's processes, less what they spend idle (``replicas``,
+        ``redis``, ``gateway``, ``issuer``)."""
+        if not self.requests:
+            return 0.0
+        names = [name for name in self.process_cpu_seconds if _group_of(name) == group]
+        used = sum(self.process_cpu_seconds[name] for name in names)
+        idle = sum(self.idle_cores.get(name, 0.0) for name in names) * self.seconds
+        return max(0.0, used - idle) / self.requests
+
+    def idle_cores_of(self, group: str) -> float:
+        """The idle cores of the group's busiest process (what its budget loses to itself)."""
+        found = [cores for name, cores in self.idle_cores.items() if _group_of(name) == group]
+        return max(found, default=0.0)
 
     @property
     def idle_share(self) -> float:
@@ -182,6 +199,7 @@ class CellResult:
         figures: LocustFigures,
         samples: Sequence[tuple[CpuSample, dict[str, int]]],
         budgets: CpuBudgets | None = None,
+        idle_cores: Mapping[str, float] | None = None,
     ) -> CellResult:
         start = _at(samples, figures.started)
         stop = _at(samples, figures.stopped)
@@ -216,6 +234,7 @@ class CellResult:
             }
             if budgets is not None
             else {},
+            idle_cores=dict(idle_cores or {}),
         )
 
 

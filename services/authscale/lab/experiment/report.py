@@ -7,11 +7,11 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import capacity, scale_model, scale_report, server_table
 from authscale.lab.experiment.calibration import Calibration
 from authscale.lab.experiment.cells import COMPONENTS, CellResult
 from authscale.lab.measure import machine
-from authscale.lab.stack.budgets import CpuBudgets
 
 #: Rates the report sizes a deployment for.
 PLANNED_RATES = (1_000, 10_000, 50_000)

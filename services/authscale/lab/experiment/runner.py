@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 from authscale.core.servers import SERVERS
 from authscale.lab import load, run
 from authscale.lab.backend import Backend, Sample, Stack, StackPlan
+from authscale.lab.budgets import CpuBudgets, from_argument
 from authscale.lab.experiment import calibration, report
 from authscale.lab.experiment.calibration import Calibration, Reference
 from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
@@ -29,7 +31,6 @@ from authscale.lab.experiment.state_growth import run_state_growth
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
-from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
@@ -41,6 +42,23 @@ VARIANTS: Mapping[str, Variant] = {
 SAMPLE_EVERY = 0.5
 #: Mostly dashboard reads; token users also refresh now and then (session users have no refresh).
 DEFAULT_WEIGHTS = {"dashboard": 100, "refresh": 1}
+#: Settings of a budgeted run. A login at the default argon2id cost (19 MiB, 2 passes) takes a
+#: second or more of a replica's tenth of a core, and 48 of them overrun the warm-up: a budgeted
+#: run seeds and logs in its accounts at 1 MiB and 1 pass (and queues up to 64 logins) instead.
+#: Logins happen in the warm-up only, never in the measured window, so this changes nothing
+#: measured, only how long the warm-up must be.
+#: A tenth of a core makes every step about ten times slower, so the replicas' wait on Redis is
+#: stretched by as much (10 s for the default 1 s): a full Redis then queues, as a full Redis on
+#: a real machine does, instead of turning the queue into 503s at a tenth of its real depth.
+BUDGETED_ENV = {
+    "AUTHSCALE_ARGON2_MEMORY_KIB": "1024",
+    "AUTHSCALE_ARGON2_TIME_COST": "1",
+    "AUTHSCALE_HASHING_QUEUE": "64",
+    "AUTHSCALE_REDIS_TIMEOUT": "10",
+}
+#: Seconds each cell's stack is watched idle before the load: what each process spends on
+#: its own (Redis's cron, cluster bus and append-only file), which the model takes off budgets.
+IDLE_SECONDS = 3.0
 #: Compose only: each variant's project is ``<project>-<variant>``.
 PROJECT = "authscale-exp"
 
@@ -53,6 +71,10 @@ class ExperimentConfig(run.RunConfig):
     shards: Sequence[int] = (1, 2, 4)
     #: Every component under a CPU budget (the scale model); ``None`` shares the machine.
     cpu_budgets: CpuBudgets | None = field(default_factory=CpuBudgets)
+    #: Simulated users per replica, so each replica meets the same queue at every count (with a
+    #: fixed total, one replica batches 48 waiting requests per wake-up and eight only six, and
+    #: the cost per request moves with the count); 0: ``users`` in every cell.
+    users_per_replica: int = 12
     #: Seconds of each calibration (start and end of the run); 0: none.
     calibration_seconds: float = 10.0
     warm_up: float = 10.0
@@ -85,6 +107,8 @@ class ExperimentConfig(run.RunConfig):
             raise StackError(f"shard counts must be 0 (one Redis) or more, got {self.shards}")
         if self.backend == "compose" and any(self.shards):
             raise StackError("the compose backend runs one Redis: pass --redis-shards 0")
+        if self.users_per_replica < 0:
+            raise StackError("users per replica must be 0 (use --users) or more")
         if self.calibration_seconds < 0:
             raise StackError("calibration seconds must be 0 or more")
 
@@ -99,14 +123,25 @@ class ExperimentConfig(run.RunConfig):
             "CPU budgets": self.cpu_budgets.describe() if self.cpu_budgets else "none",
             "servers": ", ".join(self.measured_servers),
             "issuer replicas (token variants)": str(self.issuer_replicas),
-            "simulated users": f"{self.users}, no think time, one seeded account each",
+            "simulated users": (
+                f"{self.users_per_replica} per replica"
+                if self.users_per_replica
+                else str(self.users)
+            )
+            + ", no think time, one seeded account each",
             "warm-up, then measured window": f"{self.warm_up:g} s, then {self.seconds:g} s",
             "task weights": ", ".join(f"{k} {v}" for k, v in self.weights.items()),
             "Locust processes": str(self.locust_processes),
             "stack": stack,
             "replica settings": ", ".join(f"{k}={v}" for k, v in self.env.items()) or "defaults",
-            "argon2id": "defaults (19 MiB, 2 passes): logins happen in the warm-up only",
+            "argon2id": "1 MiB, 1 pass, Redis timeout 10 s (under budgets; logins happen in "
+            "the warm-up only)"
+            if self.cpu_budgets
+            else "defaults (19 MiB, 2 passes): logins happen in the warm-up only",
         }
+
+    def users_of(self, cell: Cell) -> int:
+        return self.users_per_replica * cell.replicas if self.users_per_replica else self.users
 
     @property
     def measured_servers(self) -> tuple[str, ...]:
@@ -121,7 +156,11 @@ class ExperimentConfig(run.RunConfig):
             label=cell.label,
             replicas=cell.stack_replicas(self.issuer_replicas),
             run_dir=out / "stacks" / cell.slug,
-            env={**self.env, **cell.variant.env},
+            env={
+                **(BUDGETED_ENV if self.cpu_budgets else {}),
+                **self.env,
+                **cell.variant.env,
+            },
             ready_timeout=self.ready_timeout,
             # On compose a variant's project is rescaled from one cell to the next.
             family=cell.variant.name,
@@ -162,7 +201,7 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progres
             # Before the first cell: the load itself plus the time to start and stop a stack.
             left = (config.warm_up + config.seconds + backend.overhead_seconds) * len(cells)
         progress(
-            f"cell {index}/{len(cells)}: {cell.label} ({config.users} users, "
+            f"cell {index}/{len(cells)}: {cell.label} ({config.users_of(cell)} users, "
             f"{config.warm_up:g} s warm-up + {config.seconds:g} s) "
             f"elapsed {run.clock(elapsed)}, about {run.clock(left)} left"
         )
@@ -208,11 +247,13 @@ def _calibrate(
 def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) -> CellResult:
     """One cell: the backend's stack, seeded, loaded while sampling, then handed back."""
     with backend.stack(config.stack_plan(cell, out)) as stack:
-        stack.seed(config.users)
+        users = config.users_of(cell)
+        stack.seed(users)
+        idle = _idle(stack) if config.cpu_budgets else {}
         plan = load.LocustPlan(
             host=stack.gateway_url,
             variant=cell.variant.role,
-            users=config.users,
+            users=users,
             warm_up=config.warm_up,
             seconds=config.seconds,
             output_prefix=out / "raw" / cell.slug / "locust",
@@ -224,7 +265,15 @@ def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) 
         samples = _load_while_sampling(stack, plan)
         figures = load.read_figures(plan)
         _write_timeline(plan.output_prefix.parent / "cpu_timeline.csv", samples)
-        return CellResult.from_window(cell, config.users, figures, samples, config.cpu_budgets)
+        return CellResult.from_window(cell, users, figures, samples, config.cpu_budgets, idle)
+
+
+def _idle(stack: Stack) -> dict[str, float]:
+    """Each process's CPU per second while nothing loads the stack."""
+    before = stack.sample(os.getpid())[0]
+    time.sleep(IDLE_SECONDS)
+    spent = stack.sample(os.getpid())[0].minus(before)
+    return {name: seconds / spent.at for name, seconds in spent.processes.items() if spent.at}
 
 
 def _load_while_sampling(stack: Stack, plan: load.LocustPlan) -> list[Sample]:
@@ -295,6 +344,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         + ")",
     )
     parser.add_argument("--users", type=int, default=run.RunConfig.users)
+    parser.add_argument(
+        "--users-per-replica",
+        type=int,
+        default=ExperimentConfig.users_per_replica,
+        help="scaling: simulated users per replica (default %(default)s); 0 for --users in "
+        "every cell",
+    )
     parser.add_argument("--warm-up", type=float, default=ExperimentConfig.warm_up)
     parser.add_argument("--seconds", type=float, default=run.RunConfig.seconds)
     parser.add_argument(
@@ -363,7 +419,7 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     parser.add_argument(
         "--cpu-budgets",
-        type=_budgets,
+        type=from_argument,
         default="default",
         help="scaling: a CPU budget per component, e.g. replica=0.1,issuer=0.2,redis=0.01,"
         "gateway=0.3,period=20 (cores; the shortest period in ms); `default` for those, "
@@ -383,13 +439,6 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="state-growth: requests per route and size (default %(default)s)",
     )
     parser.set_defaults(run=_run)
-
-
-def _budgets(text: str) -> CpuBudgets | None:
-    try:
-        return CpuBudgets() if text.strip() == "default" else CpuBudgets.parse(text)
-    except StackError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _names(text: str) -> list[str]:
@@ -469,6 +518,7 @@ def _run(args: argparse.Namespace) -> int:
             shards=ExperimentConfig.shards if args.redis_shards is None else args.redis_shards,
             cpu_budgets=args.cpu_budgets,
             calibration_seconds=args.calibration_seconds,
+            users_per_replica=args.users_per_replica,
             **shared,
         )
         run_experiment(config)

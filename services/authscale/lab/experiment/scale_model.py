@@ -1,12 +1,16 @@
 """The scale model's capacity model: CPU per request against fixed budgets, calibrated.
 
-With every component under a budget (:mod:`authscale.lab.stack.budgets`), a cell serves at most
+With every component under a budget (:mod:`authscale.lab.budgets`), a cell serves at most
 the smallest of these rates, each a budget over a cost per request:
 
-- replicas: ``n x replica budget / replica CPU per request``;
-- Redis: ``shards x node budget / Redis CPU per request``. Every simulated user keeps one
-  request in flight, so under a full Redis every shard is full, whatever the users' spread;
-- the gateway and the issuer: their budget over their cost.
+- replicas: ``n x (replica budget - idle) / replica CPU per request``;
+- Redis: ``shards x (node budget - idle) / Redis CPU per request``. Every simulated user keeps
+  one request in flight, so under a full Redis every shard is full, whatever the users' spread;
+- the gateway and the issuer: their budget, less idle, over their cost.
+
+*Idle* is what a process spends with no load (Redis's cron, its cluster bus and append-only
+file: a real share of a hundredth of a core), measured in each cell before its load; the cost
+per request is what the group spends above it.
 
 Costs are the variant's medians over its cells that a budget bounded (the others are marked and
 left out), and each is also given as a multiple of the run's reference, one ping's CPU on one
@@ -20,16 +24,18 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment.cells import CellResult
-from authscale.lab.stack.budgets import CpuBudgets
 
+GROUPS = ("replicas", "redis", "gateway", "issuer")
 #: Below this many CPU seconds per request a component is not on the request path.
 NEGLIGIBLE = 1e-7
 
 
 @dataclass(frozen=True)
 class ScaleCosts:
-    """A variant's CPU seconds per request on each budgeted group (all its processes summed)."""
+    """A variant's CPU seconds per request on each budgeted group (all its processes summed,
+    less what they spend idle), and the cores each group's busiest process spends idle."""
 
     variant: str
     replicas: float
@@ -38,6 +44,7 @@ class ScaleCosts:
     issuer: float
     #: How many budget-bound cells the medians come from.
     cells: int
+    idle: Mapping[str, float]
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -58,11 +65,15 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
     for variant, cells in by_variant.items():
         costs[variant] = ScaleCosts(
             variant=variant,
-            replicas=statistics.median(cell.cpu_per_request(cell.role) for cell in cells),
-            redis=statistics.median(cell.cpu_per_request("redis") for cell in cells),
-            gateway=statistics.median(cell.cpu_per_request("gateway") for cell in cells),
-            issuer=statistics.median(cell.cpu_per_request("issuer") for cell in cells),
+            **{
+                group: statistics.median(cell.marginal_cpu_per_request(group) for cell in cells)
+                for group in GROUPS
+            },
             cells=len(cells),
+            idle={
+                group: statistics.median(cell.idle_cores_of(group) for cell in cells)
+                for group in GROUPS
+            },
         )
     return costs
 
@@ -84,7 +95,7 @@ def predict(
         ("issuer", issuers, budgets.issuer, costs.issuer),
     ):
         if cost > NEGLIGIBLE:
-            limits[group] = count * cores / cost
+            limits[group] = count * max(0.0, cores - costs.idle.get(group, 0.0)) / cost
     bound = min(limits, key=lambda group: limits[group])
     return Prediction(limits[bound], bound)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import scale_model
 from authscale.lab.experiment.calibration import Calibration
 from authscale.lab.experiment.cells import FULL_BUDGET, IDLE_FLOOR, CellResult
-from authscale.lab.stack.budgets import CpuBudgets
 
 GROUPS = ("replicas", "redis", "gateway", "issuer")
 

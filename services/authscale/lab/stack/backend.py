@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from authscale.core.settings import PasswordSettings, RedisSettings
+from authscale.core.settings import Environ, PasswordSettings, RedisSettings
 from authscale.core.storage import RedisStore
 from authscale.lab.backend import ROLES, Sample, StackPlan
 from authscale.lab.measure import commandstats, cpu
@@ -90,7 +90,9 @@ class LocalRunning:
         return self.local.gateway_url
 
     def seed(self, count: int) -> None:
-        asyncio.run(seed_accounts(self.local.redis_url, count))
+        # At the argon2id cost the replicas run with: a login then needs no rehash.
+        passwords = PasswordSettings.from_environ(Environ(self.local.config.env))
+        asyncio.run(seed_accounts(self.local.redis_url, count, passwords))
 
     def sample(self, locust_pid: int) -> Sample:
         processes = {
@@ -124,10 +126,10 @@ class LocalRunning:
         return {name: rss(running.pid) for name, running in self.local.running.items()}
 
 
-async def seed_accounts(redis_url: str, count: int) -> None:
+async def seed_accounts(redis_url: str, count: int, cost: PasswordSettings | None = None) -> None:
     """Seed ``count`` load-test accounts straight into a stack's Redis."""
     store = RedisStore(RedisSettings(url=redis_url, timeout=10))
-    passwords = Passwords(PasswordSettings(), workers=1)
+    passwords = Passwords(cost or PasswordSettings(), workers=1)
     store.open()
     try:
         await seed_users(store, passwords, count)

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from authscale.core import servers
 from authscale.core.errors import ConfigError
-from authscale.lab.stack import budgets, cluster, gateway, processes, redis_node, rundir, web
-from authscale.lab.stack.budgets import CpuBudgets
+from authscale.lab import budgets
+from authscale.lab.budgets import CpuBudgets
+from authscale.lab.stack import cluster, gateway, processes, redis_node, rundir, web
 from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
 from authscale.lab.stack.processes import ProcessSpec, Running, StackError
 from authscale.lab.stack.redis_node import RedisNode
@@ -150,8 +151,8 @@ class LocalStack:
 
                 ensure_signing_key(self.run_dir / "keys")
             for role in ROLE_PORT_OFFSETS:
-                for index in range(1, self.config.replicas.get(role, 0) + 1):
-                    self._launch(self._replica_spec(role, index))
+                count = self.config.replicas.get(role, 0)
+                self._launch(*(self._replica_spec(role, index) for index in range(1, count + 1)))
             self.write_gateway_config()
             self._launch(self._gateway_spec())
             if self.config.web_port:
@@ -218,14 +219,22 @@ class LocalStack:
             return {}
         return {name: self.budget_driver.throttling(name) for name in self.running}
 
-    def _launch(self, spec: ProcessSpec) -> None:
-        self.specs[spec.name] = spec
-        started, enter = self.budgeted(spec)
-        running = processes.start(started, die_with_parent=self.die_with_parent, enter=enter)
-        self.running[spec.name] = running
+    def _launch(self, *specs: ProcessSpec) -> None:
+        """Start ``specs`` at once, then wait until each is ready: replicas of a role start side
+        by side (under small CPU budgets a replica takes seconds to import and bind)."""
+        started = []
+        for spec in specs:
+            self.specs[spec.name] = spec
+            budgeted, enter = self.budgeted(spec)
+            running = processes.start(budgeted, die_with_parent=self.die_with_parent, enter=enter)
+            self.running[spec.name] = running
+            started.append(running)
         host, port, password = self.config.host, self.config.redis_port, self.redis_password
-        probe = (lambda: redis_node.answers(host, port, password)) if spec.role == "redis" else None
-        processes.wait_ready(running, self.config.ready_timeout, probe)
+        for running in started:
+            probe = None
+            if running.spec.role == "redis":
+                probe = lambda: redis_node.answers(host, port, password)  # noqa: E731
+            processes.wait_ready(running, self.config.ready_timeout, probe)
 
     def _port(self, offset: int) -> int:
         if self.config.base_port is None:

@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from authscale.lab.stack import budgets, processes
+from authscale.lab import budgets
+from authscale.lab.stack import processes
 
 DEFAULT_RUN_DIR = Path(".authscale")
 STATE_FILE = "stack.json"

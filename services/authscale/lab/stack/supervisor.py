@@ -11,9 +11,9 @@ from pathlib import Path
 from types import FrameType
 
 from authscale.core import servers
+from authscale.lab.budgets import from_argument
 from authscale.lab.stack import local as stack
 from authscale.lab.stack import rundir, web
-from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.local import LocalStack, StackConfig
 from authscale.lab.stack.processes import StackError
 
@@ -63,7 +63,7 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     up.add_argument(
         "--cpu-budgets",
-        type=_cpu_budgets,
+        type=from_argument,
         default=None,
         metavar="SPEC",
         help="a CPU budget (cgroup) per replica, issuer, Redis node and gateway: 'default' "
@@ -87,13 +87,6 @@ def _run_dir_option(parser: argparse.ArgumentParser) -> None:
         default=Path(os.environ.get("AUTHSCALE_RUN_DIR", stack.DEFAULT_RUN_DIR)),
         help="logs, Redis data and state (default .authscale, or AUTHSCALE_RUN_DIR)",
     )
-
-
-def _cpu_budgets(text: str) -> CpuBudgets | None:
-    try:
-        return CpuBudgets.parse(text)
-    except StackError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> StackConfig:

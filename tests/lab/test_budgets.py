@@ -16,10 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authscale.lab.stack import budgets, processes, supervisor
-from authscale.lab.stack.budgets import CgroupDriver, CpuBudgets
+from authscale.lab import budgets
+from authscale.lab.budgets import BudgetError, CgroupDriver, CpuBudgets
+from authscale.lab.stack import processes, supervisor
 from authscale.lab.stack.local import LocalStack
-from authscale.lab.stack.processes import ProcessSpec, StackError
+from authscale.lab.stack.processes import ProcessSpec
 from tests.conftest import stack_config
 from tests.lab.stack.test_local import alive, authscale, cli_ports, recorded_pids
 
@@ -53,7 +54,7 @@ def test_parse_none_is_no_budgets_and_default_the_defaults() -> None:
     ],
 )
 def test_parse_refuses_what_it_cannot_apply(text: str, message: str) -> None:
-    with pytest.raises(StackError, match="budget") as refused:
+    with pytest.raises(BudgetError, match="budget") as refused:
         CpuBudgets.parse(text)
     assert message in str(refused.value)
 
@@ -94,7 +95,7 @@ def test_cores_for_every_role() -> None:
         "gateway": 0.5,
     }
     assert budget.total({"session": 2, "token": 2, "issuer": 1, "redis": 1}) == pytest.approx(0.87)
-    with pytest.raises(StackError, match="no CPU budget for 'web'; budgeted: session, token"):
+    with pytest.raises(BudgetError, match="no CPU budget for 'web'; budgeted: session, token"):
         budget.cores("web")
 
 
@@ -174,7 +175,7 @@ def test_v2_that_refuses_the_controller_midway_removes_the_levels_it_made(
     # holds processes of its own.
     (unified / "authscale" / "cgroup.subtree_control").mkdir(parents=True)
     mounts = f"cgroup2 {unified} cgroup2 rw 0 0\n"
-    with pytest.raises(StackError):
+    with pytest.raises(BudgetError):
         budgets.driver("run-4", mounts=mounts, euid=0)
     assert not (unified / "authscale" / "run-4").exists()
 
@@ -183,7 +184,7 @@ def test_no_writable_group_and_no_user_systemd_says_how_to_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no systemd-run
-    with pytest.raises(StackError) as refused:
+    with pytest.raises(BudgetError) as refused:
         budgets.driver("run-5", mounts=v1_mount(tmp_path), euid=1000)
     message = str(refused.value)
     assert "CPU budgets need control groups this user can write" in message
@@ -198,7 +199,7 @@ def test_a_read_only_cgroup_mount_is_passed_over(
     monkeypatch.setenv("PATH", str(tmp_path))
     missing = tmp_path / "not-mounted"  # mkdir under it fails, as on a read-only mount
     (tmp_path / "not-mounted").write_text("")
-    with pytest.raises(StackError, match="control groups this user can write"):
+    with pytest.raises(BudgetError, match="control groups this user can write"):
         budgets.driver("run-6", mounts=v1_mount(missing), euid=0)
 
 
@@ -223,7 +224,7 @@ def kernel_driver(tag: str) -> CgroupDriver:
         pytest.skip("placing processes in control groups needs root")
     try:
         driver = budgets.driver(tag)
-    except StackError as error:
+    except BudgetError as error:
         pytest.skip(f"no writable cpu controller: {error}")
     if not isinstance(driver, CgroupDriver) or driver.version != 1:
         driver.release()
@@ -303,7 +304,7 @@ def test_a_quota_the_kernel_refuses_is_an_error_and_leaves_no_group() -> None:
         # v1 refuses a group more than its parent: here the parent gets a hundredth of a core.
         (driver.parent / "cpu.cfs_period_us").write_text("100000")
         (driver.parent / "cpu.cfs_quota_us").write_text("1000")
-        with pytest.raises(StackError, match="cannot give gateway its CPU budget") as refused:
+        with pytest.raises(BudgetError, match="cannot give gateway its CPU budget") as refused:
             driver.place("gateway", 0.3, CpuBudgets())
         assert "(cgroup v1)" in str(refused.value)
         assert not (driver.parent / "gateway").exists()

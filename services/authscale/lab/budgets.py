@@ -21,6 +21,7 @@ group before it executes its program, so every child and thread it makes is insi
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -30,7 +31,10 @@ from dataclasses import dataclass, field
 from math import ceil
 from pathlib import Path
 
-from authscale.lab.stack.processes import StackError
+
+class BudgetError(Exception):
+    """A CPU budget cannot be given or held; the message says what to do about it."""
+
 
 #: Components that get a budget of their own, one per process: a replica role, ``redis`` for
 #: each Redis node, ``gateway`` for nginx.
@@ -60,26 +64,26 @@ class CpuBudgets:
 
     replica: float = 0.1
     issuer: float = 0.2
-    redis: float = 0.01
+    redis: float = 0.02
     gateway: float = 0.3
     period_ms: float = 20.0
 
     def __post_init__(self) -> None:
         for name, cores in self.components().items():
             if not MIN_QUOTA_US / MAX_PERIOD_US <= cores <= 64:
-                raise StackError(
+                raise BudgetError(
                     f"the {name} budget must be 0.001 to 64 cores (a 1 ms quota per second at "
                     f"least), got {cores:g}"
                 )
         if not 1 <= self.period_ms <= 1000:
-            raise StackError(f"the budget period must be 1 to 1000 ms, got {self.period_ms:g}")
+            raise BudgetError(f"the budget period must be 1 to 1000 ms, got {self.period_ms:g}")
 
     def cores(self, role: str) -> float:
         """The budget of one process of ``role``."""
         if role in ("session", "token"):
             return self.replica
         if role not in BUDGETED:
-            raise StackError(f"no CPU budget for {role!r}; budgeted: {', '.join(BUDGETED)}")
+            raise BudgetError(f"no CPU budget for {role!r}; budgeted: {', '.join(BUDGETED)}")
         return float(getattr(self, role))
 
     def period_us(self, cores: float) -> int:
@@ -122,14 +126,14 @@ class CpuBudgets:
             name, _, value = part.partition("=")
             key = "period_ms" if name == "period" else name
             if key not in (*COMPONENTS, "period_ms"):
-                raise StackError(
+                raise BudgetError(
                     f"budgets look like replica=0.1,issuer=0.2,redis=0.01,gateway=0.3,period=20 "
                     f"(cores; the shortest period, in ms), got {part!r}"
                 )
             try:
                 values[key] = float(value.removesuffix("ms"))
             except ValueError:
-                raise StackError(f"budget {name} must be a number, got {value!r}") from None
+                raise BudgetError(f"budget {name} must be a number, got {value!r}") from None
         return cls(**values)
 
 
@@ -189,7 +193,7 @@ class CgroupDriver:
             with contextlib.suppress(OSError):
                 group.rmdir()
                 self.made.remove(group)
-            raise StackError(
+            raise BudgetError(
                 f"cannot give {process} its CPU budget in {group} ({self.name}): {error}; "
                 f"{HOW_TO_RUN}"
             ) from error
@@ -293,7 +297,7 @@ def driver(run_tag: str, mounts: str | None = None, euid: int | None = None) -> 
     program = shutil.which("systemd-run")
     if program is not None and _user_systemd_answers():
         return SystemdDriver(program)
-    raise StackError(f"CPU budgets need control groups this user can write; {HOW_TO_RUN}")
+    raise BudgetError(f"CPU budgets need control groups this user can write; {HOW_TO_RUN}")
 
 
 def _cpu_hierarchies(mounts: str) -> list[tuple[Path, int]]:
@@ -349,3 +353,11 @@ def _user_systemd_answers() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.stdout.strip() in (b"running", b"degraded")
+
+
+def from_argument(text: str) -> CpuBudgets | None:
+    """``--cpu-budgets``: :meth:`CpuBudgets.parse`, refused by argparse with its message."""
+    try:
+        return CpuBudgets.parse(text)
+    except BudgetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
