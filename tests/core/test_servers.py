@@ -28,7 +28,8 @@ def test_every_server_serves_every_role_in_one_process_without_proxy_flags(
     server: str, role: str
 ) -> None:
     argv = servers.server_argv(server, role, "127.0.0.1", 8123, LOG_CONFIG)
-    assert argv[:3] == [sys.executable, "-m", server]
+    # hypercorn-uvloop is Hypercorn with another worker class: the module is the server's.
+    assert argv[:3] == [sys.executable, "-m", server.removesuffix("-uvloop")]
     assert any(servers.ROLE_APPS[role] in part for part in argv)
     assert str(servers.GRACEFUL_SECONDS) in argv
     # No server flag may take the client's address or scheme from headers: the app does.
@@ -51,6 +52,16 @@ def test_hypercorn_serves_in_its_own_process() -> None:
     assert argv[-1] == "authscale.tokens.app:create_app()"
 
 
+@pytest.mark.parametrize(
+    ("server", "worker_class"), [("hypercorn", "asyncio"), ("hypercorn-uvloop", "uvloop")]
+)
+def test_each_hypercorn_entry_names_its_worker_class(server: str, worker_class: str) -> None:
+    """Said explicitly, so a change of Hypercorn's own default cannot change what was measured."""
+    argv = servers.server_argv(server, "token", "127.0.0.1", 8000, LOG_CONFIG)
+    assert argv[argv.index("--worker-class") + 1] == worker_class
+    assert argv[argv.index("--workers") + 1] == "0"
+
+
 def test_granian_runs_one_worker_and_kills_it_only_after_the_grace_period() -> None:
     argv = servers.server_argv("granian", "issuer", "127.0.0.1", 8000, LOG_CONFIG)
     assert argv[argv.index("--workers") + 1] == "1"
@@ -61,7 +72,7 @@ def test_granian_runs_one_worker_and_kills_it_only_after_the_grace_period() -> N
 def test_the_server_comes_from_the_environment_and_defaults_to_hypercorn() -> None:
     assert servers.server_from_environ({}) == "hypercorn"
     assert servers.server_from_environ({"AUTHSCALE_SERVER": " Uvicorn "}) == "uvicorn"
-    with pytest.raises(ConfigError, match="choose one of hypercorn, uvicorn, granian"):
+    with pytest.raises(ConfigError, match=f"choose one of {', '.join(servers.SERVERS)}"):
         servers.server_from_environ({"AUTHSCALE_SERVER": "gunicorn"})
 
 

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 
 from authscale.tokens.access import (
     MAX_TOKEN_LENGTH,
+    AccessClaims,
     AccessTokenSigner,
     AccessTokenVerifier,
     InvalidToken,
+    KeyLookup,
 )
 from authscale.tokens.keys.jwk import SigningKey, generate_private_key
 from authscale.tokens.settings import AccessTokenSettings
@@ -106,6 +108,37 @@ async def test_an_overlong_token_is_refused_before_any_parsing():
         await AccessTokenVerifier(SETTINGS, keys).verify("a" * (MAX_TOKEN_LENGTH + 1))
     assert refused.value.reason == "too_long"
     assert keys.refetched == []
+
+
+class CountingCache:
+    """A verified-token cache that remembers every lookup it was asked for."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, AccessClaims] = {}
+        self.looked_up: list[str] = []
+
+    def get(self, token: str, keys: KeyLookup) -> AccessClaims | None:
+        self.looked_up.append(token)
+        return self.entries.get(token)
+
+    def put(self, token: str, claims: AccessClaims, key: rsa.RSAPublicKey) -> None:
+        self.entries[token] = claims
+
+
+async def test_the_cache_holds_only_tokens_that_passed_every_check():
+    """A hit skips the format check, which is sound only if nothing else ever gets in."""
+    cache = CountingCache()
+    checked = AccessTokenVerifier(SETTINGS, Keys(kid_1=PRIVATE.public_key()), cache)
+    token, issued = AccessTokenSigner(SETTINGS).sign(KEY, "alice", "f")
+    for refused in ("a" * (MAX_TOKEN_LENGTH + 1), "not a token", "a.b", token + "x"):
+        with pytest.raises(InvalidToken):
+            await checked.verify(refused)
+    assert cache.entries == {}
+    # An overlong token is refused before the lookup would hash it.
+    assert "a" * (MAX_TOKEN_LENGTH + 1) not in cache.looked_up
+    assert await checked.verify(token) == issued
+    assert await checked.verify(token) == issued
+    assert list(cache.entries) == [token]
 
 
 def test_the_challenge_follows_rfc_6750():

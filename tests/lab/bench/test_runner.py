@@ -65,7 +65,7 @@ def test_servers_take_turns_in_every_round_and_are_compared(tmp_path: Path) -> N
 def test_an_unknown_server_is_refused_with_the_list(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["bench", "--servers", "hypercorn,gunicorn"])
-    assert "servers are hypercorn, uvicorn, granian" in capsys.readouterr().err
+    assert "servers are hypercorn, hypercorn-uvloop, uvicorn, granian" in capsys.readouterr().err
 
 
 def test_an_unknown_mode_is_refused_with_the_list(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ from authscale.lab.bench.measurement import Layout, Measurement
 SATURATED = 0.85
 
 HEADER = (
-    f"{'server':<9} {'mode':<15} {'route':<8} {'path':<19} {'#':>2} {'req/s':>7} {'p50 ms':>7} "
+    f"{'server':<16} {'mode':<15} {'route':<8} {'path':<19} {'#':>2} {'req/s':>7} {'p50 ms':>7} "
     f"{'p95 ms':>7} {'p99 ms':>7} {'µs CPU':>7} {'replica':>7} {'wrk':>5} {'nginx+redis':>11} "
     f"{'others':>6}"
 )
@@ -21,7 +21,7 @@ HEADER = (
 def format_row(m: Measurement) -> str:
     r = m.result
     return (
-        f"{m.server:<9} {m.mode:<15} {m.route:<8} {m.path:<19} {m.round:>2} {r.rate:>7.0f} "
+        f"{m.server:<16} {m.mode:<15} {m.route:<8} {m.path:<19} {m.round:>2} {r.rate:>7.0f} "
         f"{r.p50_ms:>7.2f} {r.p95_ms:>7.2f} {r.p99_ms:>7.2f} "
         f"{m.replica_cpu_per_request * 1e6:>7.0f} {m.replica_cpu:>7.0%} {r.cpu_share:>5.0%} "
         f"{m.rest_cpu:>11.0%} {m.neighbours_cpu:>6.0%}"
@@ -132,7 +132,7 @@ def summary(
             outcome = "met" if ratio.met else "MISSED"
             verdict = f"  target >= {ratio.target:.2f}: {outcome} (judged on {basis})"
         lines.append(
-            f"  {ratio.server:<9} {ratio.mode:<15} {ratio.route:<8} "
+            f"  {ratio.server:<16} {ratio.mode:<15} {ratio.route:<8} "
             f"rate {ratio.rate:.2f}  CPU {ratio.cpu:.2f}" + verdict
         )
     if len({m.server for m in measurements}) > 1:
@@ -203,7 +203,7 @@ def servers_side_by_side(measurements: Sequence[Measurement]) -> list[str]:
         by_cpu = reference.dashboard_cpu / f.dashboard_cpu if f.dashboard_cpu else 0
         replicas = 10 * f.dashboard_cpu / reference.dashboard_cpu if reference.dashboard_cpu else 0
         lines.append(
-            f"  {f.server:<9} {f.mode:<15} {f.route:<8} ping {f.ping_rate:>6.0f}  dashboard "
+            f"  {f.server:<16} {f.mode:<15} {f.route:<8} ping {f.ping_rate:>6.0f}  dashboard "
             f"{f.dashboard_rate:>6.0f} req/s  {f.dashboard_cpu * 1e6:>4.0f} µs CPU  "
             f"x{baseline} {by_rate:.2f} (CPU {by_cpu:.2f})  replicas {replicas:.1f}"
         )

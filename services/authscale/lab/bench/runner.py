@@ -46,7 +46,7 @@ class Mode:
 
 
 MODES = (
-    Mode("session", "session", target=0.85),
+    Mode("session", "session", target=0.88),
     Mode("token", "token", target=0.95),
     Mode("token-nocache", "token", {"AUTHSCALE_VERIFIED_TOKEN_CACHE_SIZE": "0"}),
     Mode("token-denylist", "token", {"AUTHSCALE_TOKEN_DENYLIST": "true"}),
