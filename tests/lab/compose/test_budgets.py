@@ -26,7 +26,8 @@ from tests.test_compose import ROOT, compose_file, require_engine
 
 PROJECT = "authscale-budgets-test"
 #: Not the defaults: every component's own numbers, and Redis's longer period for a 1 ms quota.
-BUDGETS = CpuBudgets(replica=0.5, issuer=0.4, redis=0.01, gateway=0.3, period_ms=10)
+#: Each large enough for its container's healthchecks, which run in its budget.
+BUDGETS = CpuBudgets(replica=0.5, issuer=0.4, redis=0.05, gateway=0.3, period_ms=10)
 CPU_KEYS = {"cpus", "cpu_quota", "cpu_period", "cpu_shares", "cpu_count", "cpu_percent"}
 
 
@@ -51,7 +52,7 @@ def test_the_override_budgets_every_replica_redis_node_and_the_gateway() -> None
         else:
             assert name not in layered, f"{name} runs outside the budgets"
     assert layered["session"] == {"cpu_quota": 5000, "cpu_period": 10000}
-    assert layered["redis"] == {"cpu_quota": 1000, "cpu_period": 100000}
+    assert layered["redis"] == {"cpu_quota": 1000, "cpu_period": 20000}
 
 
 def test_a_plan_with_other_budgets_needs_a_fresh_project(tmp_path: Path) -> None:

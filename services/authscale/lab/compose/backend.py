@@ -195,7 +195,12 @@ class ComposeBackend:
         # counts come from deploy/compose-scale.sh next, as an operator scales. Roles the plan
         # does not name idle at one, outside its components (their CPU lands in "others").
         scale = [arg for role in ROLES for arg in ("--scale", f"{role}=1")]
-        project.compose("up", "-d", *scale, what=f"{plan.label}: compose up")
+        try:
+            project.compose("up", "-d", *scale, what=f"{plan.label}: compose up")
+        except StackError as error:
+            if plan.cpu_budgets is None:
+                raise
+            raise StackError(f"{error}\n{compose_budgets.TOO_SMALL}") from error
 
     def _scale(self, project: Project, replicas: Mapping[str, int]) -> None:
         if all(len(project.ids(role)) == count for role, count in replicas.items()):

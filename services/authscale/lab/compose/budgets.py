@@ -12,6 +12,10 @@ docker-compose 1.29 reads a duration (``2000us``; a bare ``2000`` fails), Compos
 variable would break a plain ``up`` under one of them. An integer written in the file means
 microseconds to both. ``cpus`` reads alike in both but fixes the period at 100 ms, which turns a
 0.1 budget into stalls of 90 ms (:mod:`authscale.lab.stack.budgets`).
+
+Unlike a process of the local stack, a container pays for its probes: Docker runs each
+healthcheck, and every ``docker exec``, inside the container's group, so they draw on its budget
+(:data:`TOO_SMALL`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from authscale.lab.stack.budgets import CpuBudgets
+
+#: Said when a budgeted project fails to come up: the likeliest reason is the probes' cost.
+TOO_SMALL = (
+    "Under CPU budgets a container's healthchecks, like every `docker exec` into it, run in its "
+    "budget: every 5 s, about 30 ms of CPU for the gateway's, 40-80 ms for Redis's and 100-125 "
+    "ms for a replica's (runc's start alone is about 30 ms). A budget that cannot pay for one "
+    "within its 3 s timeout (Redis at 0.01 core, 10 ms a second) leaves its container unhealthy "
+    "(docs/deploy.md, CPU budgets)."
+)
 
 #: compose.yaml's budgeted services -> the component whose budget each of their containers
 #: gets: the replica roles, the gateway, and every Redis node (``redis``, and the cluster
