@@ -3,8 +3,11 @@
 Each family of plans (a variant of the scaling experiment, a fault scenario) gets a compose
 project of its own, ``<project>-<family>``, with its own Redis password, data and keys; plans
 of the same family rescale it with ``deploy/compose-scale.sh``, which reloads the gateway, as an
-operator would. Locust runs on the host against the gateway published on 127.0.0.1. Everything
-started is brought down with ``down -v``, keeping the end of the containers' logs.
+operator would. Locust runs on the host against the gateway published on 127.0.0.1. A plan with
+CPU budgets layers an override over compose.yaml (:mod:`authscale.lab.compose.budgets`) that
+gives every container of a budgeted service its quota and period, replicas added by scaling
+included; a plan with other budgets gets a fresh project. Everything started is brought down
+with ``down -v``, keeping the end of the containers' logs.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from authscale.lab.backend import ROLES, StackPlan
+from authscale.lab.compose import budgets as compose_budgets
 from authscale.lab.compose import engine as docker_engine
 from authscale.lab.compose.images import stand_in_environ
 from authscale.lab.compose.project import Project, answers
 from authscale.lab.compose.stack import ComposeStack
 from authscale.lab.stack import gateway
+from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError, free_port
 
 #: The checkout this package runs from (services/authscale/lab/compose/ is four levels down): the
@@ -29,6 +34,13 @@ from authscale.lab.stack.processes import StackError, free_port
 ROOT = Path(__file__).resolve().parents[4]
 #: A bound that proves "does not hang": a stack coming up on a busy machine.
 READY_TIMEOUT = 300.0
+#: What a running project was brought up for: family, settings, gateway limit, server, budgets.
+RunningFor = tuple[str, dict[str, str], tuple[str, int], str, CpuBudgets | None]
+
+
+def running_for(plan: StackPlan) -> RunningFor:
+    """What ``plan`` needs of a project: a plan that differs in any of it needs a fresh one."""
+    return (plan.family, dict(plan.env), plan.login_limit, plan.server, plan.cpu_budgets)
 
 
 class ComposeBackend:
@@ -42,8 +54,10 @@ class ComposeBackend:
         #: The environment of every compose command, before each project adds its own.
         self.base_env: dict[str, str] = {}
         self.running: Project | None = None
-        #: The family, settings and gateway limit the running project was brought up with.
-        self.running_for: tuple[str, dict[str, str], tuple[str, int], str] | None = None
+        #: What the running project was brought up for (:func:`running_for`).
+        self.running_for: RunningFor | None = None
+        #: The CPU budgets of every project brought up, in order, once each (None: none).
+        self.budgets_used: list[CpuBudgets | None] = []
         self.logs: Path | None = None
         self.port = 0
 
@@ -54,7 +68,7 @@ class ComposeBackend:
             f"compose ({' '.join(self.program)} {version}, Docker engine {engine}; projects "
             f"{self.project}-*, fresh per variant or scenario, scaled with "
             "deploy/compose-scale.sh); CPU from each container's cgroup, docker-proxy counted "
-            "with the gateway"
+            f"with the gateway; {self._describe_budgets()}"
         )
 
     def prepare(self, env: Mapping[str, str]) -> None:
@@ -99,7 +113,7 @@ class ComposeBackend:
             raise StackError(f"{plan.label}: a Redis Cluster runs on the local backend only")
         running: ComposeStack | None = None
         try:
-            wanted = (plan.family, dict(plan.env), plan.login_limit, plan.server)
+            wanted = running_for(plan)
             if self.running is None or self.running_for != wanted:
                 self.close()
                 self._up(plan)
@@ -127,6 +141,17 @@ class ComposeBackend:
 
     # -- steps -------------------------------------------------------------------------------
 
+    def _describe_budgets(self) -> str:
+        if all(budgets is None for budgets in self.budgets_used):
+            return "no CPU budgets"
+        described = [
+            budgets.describe() if budgets is not None else "none" for budgets in self.budgets_used
+        ]
+        return (
+            "CPU budgets per container (cpu_quota per cpu_period, compose override): "
+            + "; then ".join(described)
+        )
+
     def _check_read(self, env: Mapping[str, str]) -> None:
         text = (self.root / "compose.yaml").read_text()
         unread = [key for key in env if "${" + key not in text]
@@ -151,6 +176,16 @@ class ComposeBackend:
             **plan.env,
             "AUTHSCALE_SERVER": plan.server,
         }
+        if plan.cpu_budgets is not None:
+            # Every compose command of the project reads both files, compose-scale.sh too: a
+            # replica added by scaling gets its budget like the first.
+            override = compose_budgets.write_override(
+                plan.cpu_budgets, plan.run_dir / "compose-budgets.yaml"
+            )
+            separator = env.get("COMPOSE_PATH_SEPARATOR", os.pathsep)
+            env["COMPOSE_FILE"] = f"{env['COMPOSE_FILE']}{separator}{override.resolve()}"
+        if plan.cpu_budgets not in self.budgets_used:
+            self.budgets_used.append(plan.cpu_budgets)
         project = Project(f"{self.project}-{plan.family}", self.program, self.root, env)
         # Whatever an interrupted run left of this project goes first.
         project.compose("down", "-v", "--remove-orphans", check=False)
@@ -160,7 +195,12 @@ class ComposeBackend:
         # counts come from deploy/compose-scale.sh next, as an operator scales. Roles the plan
         # does not name idle at one, outside its components (their CPU lands in "others").
         scale = [arg for role in ROLES for arg in ("--scale", f"{role}=1")]
-        project.compose("up", "-d", *scale, what=f"{plan.label}: compose up")
+        try:
+            project.compose("up", "-d", *scale, what=f"{plan.label}: compose up")
+        except StackError as error:
+            if plan.cpu_budgets is None:
+                raise
+            raise StackError(f"{error}\n{compose_budgets.TOO_SMALL}") from error
 
     def _scale(self, project: Project, replicas: Mapping[str, int]) -> None:
         if all(len(project.ids(role)) == count for role, count in replicas.items()):
