@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from authscale.lab.backend import StackPlan
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.compose import backend as compose_backend
 from authscale.lab.compose import engine as docker_engine
 from authscale.lab.compose.budgets import SERVICES, override, write_override
-from authscale.lab.stack.budgets import CpuBudgets
 from tests.test_compose import ROOT, compose_file, require_engine
 
 PROJECT = "authscale-budgets-test"

@@ -20,13 +20,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from authscale.lab.backend import ROLES, StackPlan
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.compose import budgets as compose_budgets
 from authscale.lab.compose import engine as docker_engine
 from authscale.lab.compose.images import stand_in_environ
 from authscale.lab.compose.project import Project, answers
 from authscale.lab.compose.stack import ComposeStack
 from authscale.lab.stack import gateway
-from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError, free_port
 
 #: The checkout this package runs from (services/authscale/lab/compose/ is four levels down): the

@@ -11,7 +11,7 @@ docker-compose 1.29 reads a duration (``2000us``; a bare ``2000`` fails), Compos
 (``2000``; ``2000us`` fails). No string passes both, not even one meaning "no limit", so a
 variable would break a plain ``up`` under one of them. An integer written in the file means
 microseconds to both. ``cpus`` reads alike in both but fixes the period at 100 ms, which turns a
-0.1 budget into stalls of 90 ms (:mod:`authscale.lab.stack.budgets`).
+0.1 budget into stalls of 90 ms (:mod:`authscale.lab.budgets`).
 
 Unlike a process of the local stack, a container pays for its probes: Docker runs each
 healthcheck, and every ``docker exec``, inside the container's group, so they draw on its budget
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from authscale.lab.stack.budgets import CpuBudgets
+from authscale.lab.budgets import CpuBudgets
 
 #: Said when a budgeted project fails to come up: the likeliest reason is the probes' cost.
 TOO_SMALL = (
