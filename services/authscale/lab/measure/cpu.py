@@ -67,7 +67,15 @@ def pin(pid: int, cpus: Iterable[int]) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds of ``pid`` alone (all its threads), 0 if it has exited."""
+    """CPU seconds of ``pid`` alone (all its threads), 0 if it has exited.
+
+    From the scheduler's nanosecond count of each thread (``schedstat``) where the kernel keeps
+    it: /proc's user and system times count in clock ticks (10 ms), too coarse for a process
+    under a budget of a hundredth of a core, whose whole budget is one tick a second.
+    """
+    precise = _schedstat_seconds(pid)
+    if precise is not None:
+        return precise
     try:
         stat = (PROC / str(pid) / "stat").read_text()
     except OSError:
@@ -75,6 +83,26 @@ def cpu_seconds(pid: int) -> float:
     # The command name may hold spaces and parentheses; the fields after the last ')' do not.
     fields = stat.rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _schedstat_seconds(pid: int) -> float | None:
+    """The sum over ``pid``'s live threads of their run time, or None without schedstat."""
+    total = 0
+    try:
+        threads = list((PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return None
+    for thread in threads:
+        try:
+            total += int((thread / "schedstat").read_text().split()[0])
+        except FileNotFoundError:
+            # Without CONFIG_SCHED_INFO no thread has one; a thread that just exited neither.
+            if not (thread / "stat").exists():
+                continue
+            return None
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / 1e9
 
 
 def tree_cpu_seconds(pid: int) -> float:
