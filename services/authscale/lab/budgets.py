@@ -64,7 +64,7 @@ class CpuBudgets:
 
     replica: float = 0.1
     issuer: float = 0.2
-    redis: float = 0.01
+    redis: float = 0.005
     gateway: float = 0.3
     period_ms: float = 20.0
 
