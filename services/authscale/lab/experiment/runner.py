@@ -31,6 +31,7 @@ from authscale.lab.experiment.state_growth import run_state_growth
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
+from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
@@ -378,6 +379,15 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=FaultConfig.soak,
         help="the soak scenario's seconds of load (default %(default)s)",
     )
+    parser.add_argument(
+        "--cpu-budgets",
+        type=_cpu_budgets,
+        default="default",
+        metavar="SPEC|none|default",
+        help="fault scenarios: cores per component, e.g. replica=0.1,issuer=0.2,redis=0.01,"
+        f"gateway=0.3,period=20 (the rest default); default: {CpuBudgets().describe()}; "
+        "none: every process shares the machine",
+    )
     parser.add_argument("--results-dir", type=Path, default=run.RunConfig.results_dir)
     parser.add_argument("--locustfile", type=Path, default=run.RunConfig.locustfile)
     parser.add_argument(
@@ -465,6 +475,16 @@ def _weights(text: str) -> dict[str, int]:
     return weights
 
 
+def _cpu_budgets(text: str) -> CpuBudgets | None:
+    """``default``: the defaults; ``none``: no budgets; else :meth:`CpuBudgets.parse`."""
+    if text.strip().lower() == "default":
+        return CpuBudgets()
+    try:
+        return CpuBudgets.parse(text)
+    except StackError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _chosen(names: Sequence[str]) -> str | tuple[str, ...]:
     """One scenario that is not a fault's, or fault scenarios (``()``: every one of them)."""
     unknown = [name for name in names if name not in SCENARIOS]
@@ -528,6 +548,7 @@ def _run(args: argparse.Namespace) -> int:
         fault_at=args.fault_at,
         outage=args.outage,
         soak=args.soak_seconds,
+        cpu_budgets=args.cpu_budgets,
         **shared,
     )
     run_faults(faults, FAULT_SCENARIOS)

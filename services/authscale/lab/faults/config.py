@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authscale.lab.run import RunConfig
+from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 
 
@@ -24,6 +25,10 @@ class FaultConfig(RunConfig):
     command: str = "authscale experiment faults"
     #: Compose only: each scenario's project is ``<project>-<scenario>``.
     project: str = "authscale-faults"
+    #: A CPU budget per component, the scaling experiment's by default, so that a lost replica
+    #: takes its share of the capacity with it as on a machine of its own; ``None``: every
+    #: process shares the machine's cores. Every scenario's plan carries them.
+    cpu_budgets: CpuBudgets | None = field(default_factory=CpuBudgets)
 
     def __post_init__(self) -> None:
         super().__post_init__()

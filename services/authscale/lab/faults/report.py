@@ -43,6 +43,7 @@ def write(out: Path, results: Sequence[ScenarioResult], config: FaultConfig) -> 
                 "command": config.command,
                 "backend": config.backend,
                 "server": config.server,
+                "cpu_budgets": budgets(config),
                 "environment": machine.describe(),
                 "scenarios": [
                     {
@@ -80,6 +81,8 @@ def markdown(
         f"fault {config.fault_at:g} s in. "
         "Failures are Locust's: an answer other than the one the contract promises.",
         "",
+        f"CPU budgets: {budgets(config)}.",
+        "",
         "| scenario | targets met |",
         "|---|---|",
     ]
@@ -111,6 +114,12 @@ def markdown(
     lines += ["", "## Environment", ""]
     lines += [f"- {key}: {value}" for key, value in machine.describe().items()]
     return "\n".join(lines) + "\n"
+
+
+def budgets(config: FaultConfig) -> str:
+    if config.cpu_budgets is None:
+        return "none (every process shares the machine's cores)"
+    return f"{config.cpu_budgets.describe()}; the load generator runs outside them"
 
 
 def failures_table(result: ScenarioResult) -> list[str]:

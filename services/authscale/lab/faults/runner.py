@@ -66,6 +66,7 @@ class FaultRun:
             family=name,
             server=config.server,
             redis_shards=redis_shards,
+            cpu_budgets=config.cpu_budgets,
         )
         self._exit = ExitStack()
         self._stack: Stack | None = None

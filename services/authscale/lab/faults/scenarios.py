@@ -12,6 +12,7 @@ import time
 import httpx
 
 from authscale.lab.backend import role_of
+from authscale.lab.faults import phases
 from authscale.lab.faults.abuse import LOCAL_ONLY, abuse
 from authscale.lab.faults.checks import Check, ScenarioResult
 from authscale.lab.faults.config import FaultConfig
@@ -109,10 +110,14 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
     back: dict[str, float | None] = {}
     dead: dict[str, bool] = {}
     kill_window: list[float] = []
+    moments: dict[str, float] = {}
     with Probes(run.stack.gateway_url, run.probe_accounts) as probes:
+        # Before the load: under CPU budgets the readers keep a replica's quota busy, and its
+        # hashing threads, at a lower priority, get next to none of it (a probe's login timed out
+        # after 10 s). What is checked is the same: credentials made before the kill.
+        probes.log_in()
 
         def fault() -> None:
-            probes.log_in()
             run.mark("session-1, token-1 killed")
             urls = {name: run.stack.replicas()[name] for name in killed}
             kill_window.append(time.time())
@@ -122,12 +127,15 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
             dead.update({name: http_status(f"{url}/healthz") is None for name, url in urls.items()})
             time.sleep(run.config.outage)
             run.mark("restarting")
+            moments["restarting"] = time.time()
             for name in killed:
                 run.stack.start(name)
             for name in killed:
                 back[name] = _back_in_rotation(run, name)
+            moments["back"] = time.time()
 
         timeline = run.under_load(fault)
+        moments["load ends"] = time.time()
         after_session = probes.session_statuses()
         after_token = probes.token_statuses()
     idempotent = timeline.select(names=IDEMPOTENT)
@@ -164,6 +172,16 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
             for name, seconds in back.items()
         ],
     ]
+    # The rate in as long before the kill as the replicas stay away (once the load's users have
+    # logged in), while they are away (until the restart begins), and once both are back.
+    killing = min(kill_window)
+    steady = max(phases.after_logins(timeline, killing), killing - run.config.outage)
+    periods = [
+        phases.Phase("before the kill", steady, killing),
+        phases.Phase("while away", max(kill_window), moments["restarting"]),
+        phases.Phase("back in rotation", moments["back"], moments["load ends"]),
+    ]
+    phases.record(result, timeline, IDEMPOTENT, periods, run.config.cpu_budgets is not None)
     result.timeline = timeline
     return result
 
