@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import runner
 from authscale.lab.faults import report
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import FaultRun
 from authscale.lab.stack.backend import LocalBackend
-from authscale.lab.stack.budgets import CpuBudgets
 
 
 def parse(*argv: str) -> argparse.Namespace:

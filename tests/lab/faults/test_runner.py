@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.faults.checks import ScenarioResult
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS
 from authscale.lab.faults.timeline import Timeline, describe
-from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 from tests.conftest import CHEAP_ARGON2
 

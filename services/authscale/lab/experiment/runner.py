@@ -31,7 +31,6 @@ from authscale.lab.experiment.state_growth import run_state_growth
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import run_faults
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
-from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
@@ -379,15 +378,6 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=FaultConfig.soak,
         help="the soak scenario's seconds of load (default %(default)s)",
     )
-    parser.add_argument(
-        "--cpu-budgets",
-        type=_cpu_budgets,
-        default="default",
-        metavar="SPEC|none|default",
-        help="fault scenarios: cores per component, e.g. replica=0.1,issuer=0.2,redis=0.01,"
-        f"gateway=0.3,period=20 (the rest default); default: {CpuBudgets().describe()}; "
-        "none: every process shares the machine",
-    )
     parser.add_argument("--results-dir", type=Path, default=run.RunConfig.results_dir)
     parser.add_argument("--locustfile", type=Path, default=run.RunConfig.locustfile)
     parser.add_argument(
@@ -431,9 +421,10 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--cpu-budgets",
         type=from_argument,
         default="default",
-        help="scaling: a CPU budget per component, e.g. replica=0.1,issuer=0.2,redis=0.01,"
-        "gateway=0.3,period=20 (cores; the shortest period in ms); `default` for those, "
-        "`none` to share the machine",
+        metavar="SPEC|none|default",
+        help="scaling and fault scenarios: a CPU budget per component, e.g. replica=0.1,"
+        "issuer=0.2,redis=0.005,gateway=0.3,period=20 (cores; the shortest period in ms; the "
+        f"rest default); default: {CpuBudgets().describe()}; none: share the machine",
     )
     parser.add_argument(
         "--calibration-seconds",
@@ -473,16 +464,6 @@ def _weights(text: str) -> dict[str, int]:
             )
         weights[name] = int(value)
     return weights
-
-
-def _cpu_budgets(text: str) -> CpuBudgets | None:
-    """``default``: the defaults; ``none``: no budgets; else :meth:`CpuBudgets.parse`."""
-    if text.strip().lower() == "default":
-        return CpuBudgets()
-    try:
-        return CpuBudgets.parse(text)
-    except StackError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _chosen(names: Sequence[str]) -> str | tuple[str, ...]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.run import RunConfig
-from authscale.lab.stack.budgets import CpuBudgets
 from authscale.lab.stack.processes import StackError
 
 
