@@ -38,7 +38,7 @@ def load_lab() -> Lab | None:
     try:
         from authscale.lab.bench import runner as bench
         from authscale.lab.budgets import BudgetError
-        from authscale.lab.experiment import runner as experiment
+        from authscale.lab.experiment import command as experiment
         from authscale.lab.stack import presets, rundir, supervisor, web
         from authscale.lab.stack.processes import StackError
     except ModuleNotFoundError as missing:

@@ -81,7 +81,7 @@ def test_period_is_the_shortest_that_holds_a_1_ms_quota(
 def test_describe_gives_every_budget_its_quota_and_period() -> None:
     assert CpuBudgets().describe() == (
         "replica 0.1 core (2 ms per 20 ms), issuer 0.2 core (4 ms per 20 ms), "
-        "redis (each node) 0.01 core (1 ms per 100 ms), gateway 0.3 core (6 ms per 20 ms)"
+        "redis (each node) 0.005 core (1 ms per 200 ms), gateway 0.3 core (6 ms per 20 ms)"
     )
 
 
@@ -409,7 +409,7 @@ def test_up_detached_with_budgets_then_down_removes_the_groups(tmp_path: Path) -
     for line in (
         "replica   0.1 core (2 ms per 20 ms)",
         "issuer    0.2 core (4 ms per 20 ms)",
-        "redis     0.01 core (1 ms per 100 ms)",
+        "redis     0.005 core (1 ms per 200 ms)",
         "gateway   0.3 core (6 ms per 20 ms)",
     ):
         assert line in up.stdout

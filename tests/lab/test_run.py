@@ -9,7 +9,8 @@ import pytest
 
 from authscale.cli import build_parser, load_lab
 from authscale.lab import run
-from authscale.lab.experiment.runner import SCENARIOS, ExperimentConfig
+from authscale.lab.experiment.command import SCENARIOS
+from authscale.lab.experiment.runner import ExperimentConfig
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.scenarios import SCENARIOS as FAULT_SCENARIOS
 from authscale.lab.stack.processes import StackError

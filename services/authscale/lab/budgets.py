@@ -115,7 +115,7 @@ class CpuBudgets:
 
     @classmethod
     def parse(cls, text: str) -> CpuBudgets | None:
-        """``replica=0.1,redis=0.01,period=20`` (the rest default); ``default`` for the
+        """``replica=0.1,redis=0.005,period=20`` (the rest default); ``default`` for the
         defaults, ``none`` for no budgets."""
         if text.strip().lower() == "none":
             return None
@@ -127,7 +127,7 @@ class CpuBudgets:
             key = "period_ms" if name == "period" else name
             if key not in (*COMPONENTS, "period_ms"):
                 raise BudgetError(
-                    f"budgets look like replica=0.1,issuer=0.2,redis=0.01,gateway=0.3,period=20 "
+                    f"budgets look like replica=0.1,issuer=0.2,redis=0.005,gateway=0.3,period=20 "
                     f"(cores; the shortest period, in ms), got {part!r}"
                 )
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from authscale.cli import main
+from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import runner as experiment
 from authscale.lab.stack.processes import StackError
 
@@ -16,10 +18,15 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def tiny_config(tmp_path: Path, **overrides: Any) -> experiment.ExperimentConfig:
-    """One session cell of two users for two seconds, with cheap password hashing."""
+    """One session cell of two users for two seconds on one Redis, with cheap password hashing,
+    sharing the machine (no budgets, no calibration)."""
     settings: dict[str, Any] = {
         "variants": ("session",),
         "replicas": (1,),
+        "shards": (0,),
+        "cpu_budgets": None,
+        "calibration_seconds": 0,
+        "users_per_replica": 0,
         "users": 2,
         "warm_up": 1,
         "seconds": 2,
@@ -81,6 +88,10 @@ def test_two_servers_are_measured_side_by_side_in_one_run(tmp_path: Path) -> Non
         (["outage"], "unknown scenario outage; scenarios are scaling"),
         (["scaling", "redis-outage"], "scaling runs alone; name it without other scenarios"),
         (["--variants", "session", "--replicas", "1,0"], "replica counts must be 1 or more"),
+        (["--redis-shards", "1,-2"], "shard counts must be 0 (one Redis) or more"),
+        (["--users-per-replica", "-1"], "users per replica must be 0"),
+        (["--calibration-seconds", "-1"], "calibration seconds must be 0 or more"),
+        (["--backend", "compose"], "the compose backend runs one Redis: pass --redis-shards 0"),
         (
             ["--variants", "session", "--backend", "podman"],
             "unknown backend podman; backends are local, compose",
@@ -99,14 +110,8 @@ def test_bad_input_gets_a_clear_error(
 
 
 def test_a_stack_that_never_gets_ready_names_its_log(tmp_path: Path) -> None:
-    config = experiment.ExperimentConfig(
-        variants=("session",),
-        replicas=(1,),
-        users=1,
-        seconds=1,
-        results_dir=tmp_path,
-        env={"AUTHSCALE_REDIS_TIMEOUT": "not-a-number"},
-        ready_timeout=20,
+    config = tiny_config(
+        tmp_path, users=1, seconds=1, env={"AUTHSCALE_REDIS_TIMEOUT": "not-a-number"}
     )
     with pytest.raises(StackError, match=r"session x1: the stack never got ready.*session-1\.log"):
         experiment.run_experiment(config, lambda line: None)
@@ -125,6 +130,36 @@ def test_a_python_without_locust_is_told_how_to_install_it() -> None:
     )
     assert "Locust is not installed" in done.stdout, done.stdout + done.stderr
     assert "pip install -e '.[loadtest]'" in done.stdout
+
+
+@pytest.mark.lab
+def test_a_budgeted_run_is_calibrated_and_models_every_cell(tmp_path: Path) -> None:
+    config = tiny_config(
+        tmp_path,
+        variants=("session", "token"),
+        shards=(1,),
+        cpu_budgets=CpuBudgets(),
+        calibration_seconds=2,
+        users_per_replica=2,
+        env={},
+        warm_up=4,
+    )
+    lines: list[str] = []
+    out = experiment.run_experiment(config, lines.append)
+    assert lines[0].startswith("calibration (start): ")
+    assert any(line.startswith("calibration (end): ") for line in lines)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["budgets"] == CpuBudgets().describe()
+    assert summary["calibration"]["start_rps"] > 0 and summary["calibration"]["end_rps"] > 0
+    for row in summary["cells"]:
+        assert row["shards"] == 1 and row["failures"] == 0
+        assert row["budget_share_replicas"] > 0 and 0 <= row["machine_idle_share"] <= 1
+        assert row["bound"]
+    assert {check["variant"] for check in summary["scale_model_check"]} <= {"session", "token"}
+    report = (out / "report.md").read_text()
+    assert "## Budgets and calibration" in report and "## The model" in report
+    assert "| session, 1 shard | 1 |" not in report  # one shard count: no shard in the name
+    assert (out / "rps_vs_replicas.png").is_file()
 
 
 def test_every_cell_runs_on_the_chosen_server(tmp_path: Path) -> None:

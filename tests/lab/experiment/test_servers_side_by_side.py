@@ -14,19 +14,24 @@ from tests.lab.experiment.test_capacity import cell
 
 
 def test_one_server_keeps_the_cells_names_as_they_were() -> None:
-    cells = ExperimentConfig(variants=("session",), replicas=(1, 2)).cells()
+    cells = ExperimentConfig(variants=("session",), replicas=(1, 2), shards=(1,)).cells()
     assert [(c.label, c.slug, c.server) for c in cells] == [
         ("session x1", "session-1", "hypercorn"),
         ("session x2", "session-2", "hypercorn"),
     ]
     # --server alone still picks the one server, under the same names.
-    alone = ExperimentConfig(variants=("session",), replicas=(1,), server="uvicorn").cells()
+    alone = ExperimentConfig(
+        variants=("session",), replicas=(1,), shards=(1,), server="uvicorn"
+    ).cells()
     assert [(c.label, c.server) for c in alone] == [("session x1", "uvicorn")]
 
 
 def test_several_servers_run_back_to_back_within_each_variant_and_count() -> None:
     config = ExperimentConfig(
-        variants=("session", "token"), replicas=(1, 2), servers=("hypercorn", "uvicorn")
+        variants=("session", "token"),
+        replicas=(1, 2),
+        shards=(1,),
+        servers=("hypercorn", "uvicorn"),
     )
     cells = config.cells()
     assert [c.label for c in cells[:4]] == [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from authscale.lab.budgets import CpuBudgets
-from authscale.lab.experiment import runner
+from authscale.lab.experiment import command
 from authscale.lab.faults import report
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import FaultRun
@@ -17,7 +17,7 @@ from authscale.lab.stack.backend import LocalBackend
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    runner.register_commands(parser.add_subparsers())
+    command.register_commands(parser.add_subparsers())
     return parser.parse_args(["experiment", "replica-loss", *argv])
 
 
@@ -39,7 +39,7 @@ def test_a_bad_budget_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
 
 def test_the_command_hands_the_budgets_to_the_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
     given: list[FaultConfig] = []
-    monkeypatch.setattr(runner, "run_faults", lambda config, scenarios: given.append(config))
+    monkeypatch.setattr(command, "run_faults", lambda config, scenarios: given.append(config))
     args = parse("--cpu-budgets", "replica=0.3")
     assert args.run(args) == 0
     assert given[0].cpu_budgets == CpuBudgets(replica=0.3)

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from authscale.core.settings import RedisSettings
+from authscale.core.slots import user_keyspace
+from authscale.core.storage import RedisStore
 from authscale.lab.measure import commandstats
 from tests.conftest import RedisServer
 
@@ -29,3 +36,22 @@ def test_parse_reads_redis_cli_output() -> None:
     )
     assert commandstats.parse(text) == {"get": 12, "client|setname": 2}
     assert commandstats.parse("# Commandstats\n") == {}
+
+
+@pytest.mark.cluster
+def test_a_cluster_url_sums_the_counters_of_the_masters(redis_cluster_url: str) -> None:
+    store = RedisStore(RedisSettings(url=redis_cluster_url, timeout=5))
+    before = commandstats.read(redis_cluster_url)
+
+    async def write() -> None:
+        store.open()
+        try:
+            async with store.reaching("test") as redis:
+                # Users whose keys hash to different shards: every master counts its own.
+                for n in range(12):
+                    await redis.set(user_keyspace("test", f"user{n}"), "v")
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+    assert commandstats.delta(before, commandstats.read(redis_cluster_url))["set"] == 12

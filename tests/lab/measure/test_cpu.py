@@ -79,3 +79,28 @@ def test_an_exited_process_has_no_tree() -> None:
     process.wait()
     assert cpu.descendants(process.pid) == []
     assert cpu.cpu_seconds(process.pid) == 0.0
+
+
+def test_cpu_seconds_are_finer_than_clock_ticks() -> None:
+    # A hundredth of a core for a second is one clock tick: the count must resolve far below it.
+    code = (
+        "import sys, time\n"
+        "end = time.process_time() + 0.0123\n"
+        "while time.process_time() < end: pass\n"
+        "sys.stdin.read()\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        seen = 0.0
+        while time.monotonic() < deadline:
+            seen = cpu.cpu_seconds(child.pid)
+            if seen >= 0.0123:
+                break
+            time.sleep(0.02)
+        # Start-up plus the loop; ticks would read a multiple of 0.01 s.
+        assert seen >= 0.0123
+        assert round(seen * 100) != seen * 100
+    finally:
+        child.kill()
+        child.wait()

@@ -29,7 +29,7 @@ TOO_SMALL = (
     "Under CPU budgets a container's healthchecks, like every `docker exec` into it, run in its "
     "budget: every 5 s, about 30 ms of CPU for the gateway's, 40-80 ms for Redis's and 100-125 "
     "ms for a replica's (runc's start alone is about 30 ms). A budget that cannot pay for one "
-    "within its 3 s timeout (Redis at 0.01 core, 10 ms a second) leaves its container unhealthy "
+    "within its 3 s timeout (Redis at 0.005 core, 5 ms a second) leaves its container unhealthy "
     "(docs/deploy.md, CPU budgets)."
 )
 

@@ -67,7 +67,7 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         default=None,
         metavar="SPEC",
         help="a CPU budget (cgroup) per replica, issuer, Redis node and gateway: 'default' "
-        "(replica=0.1,issuer=0.2,redis=0.01,gateway=0.3,period=20), cores and the shortest "
+        "(replica=0.1,issuer=0.2,redis=0.005,gateway=0.3,period=20), cores and the shortest "
         "period in ms such as 'replica=0.2,period=30' (the rest default), or 'none' (default)",
     )
     up.add_argument("--no-demo-user", action="store_true", help="do not create admin/password123")

@@ -1,0 +1,151 @@
+"""The budgeted capacity model on synthetic cells: shares, bounds, fit, predictions, efficiency,
+calibration, and the grid of variants x shards x replicas."""
+
+from __future__ import annotations
+
+import pytest
+
+from authscale.lab.budgets import CpuBudgets
+from authscale.lab.experiment import scale_model
+from authscale.lab.experiment.calibration import Calibration, Reference
+from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
+
+BUDGETS = CpuBudgets(replica=0.1, issuer=0.2, redis=0.01, gateway=0.3)
+SECONDS = 10.0
+
+
+def cell(
+    replicas: int,
+    rate: float,
+    *,
+    variant: str = "session",
+    shards: int = 1,
+    replica_us: float = 2000,
+    redis_us: float = 40,
+    idle_redis: float = 0.002,
+    idle_share: float = 0.5,
+) -> CellResult:
+    """A cell whose processes spent what the costs say at ``rate`` (plus Redis's idle)."""
+    requests = int(rate * SECONDS)
+    role = "session" if variant == "session" else "token"
+    processes = {f"{role}-{i}": replica_us * 1e-6 * requests / replicas for i in range(replicas)}
+    for node in range(max(1, shards)):
+        processes[f"redis-{7000 + node}"] = (
+            redis_us * 1e-6 * requests / max(1, shards) + idle_redis * SECONDS
+        )
+    processes["gateway"] = 200e-6 * requests
+    return CellResult(
+        variant=variant,
+        role=role,
+        replicas=replicas,
+        users=12 * replicas,
+        seconds=SECONDS,
+        requests=requests,
+        failures=0,
+        p50_ms=5,
+        p95_ms=9,
+        p99_ms=12,
+        cpu_seconds={
+            role: sum(v for k, v in processes.items() if k.startswith(role)),
+            "redis": sum(v for k, v in processes.items() if k.startswith("redis")),
+            "gateway": processes["gateway"],
+        },
+        machine_busy_seconds=2 * SECONDS * (1 - idle_share),
+        cores=2.0,
+        redis_calls={},
+        series=variant if shards == 1 else f"{variant}, {shards} shards",
+        shards=shards,
+        process_cpu_seconds=processes,
+        budgets={name: BUDGETS.cores(name.rsplit("-", 1)[0]) for name in processes},
+        idle_cores={name: idle_redis for name in processes if name.startswith("redis")},
+    )
+
+
+def test_a_full_replica_budget_bounds_the_cell() -> None:
+    full = cell(2, 100, replica_us=2000)  # 2 x 0.1 core at 100 req/s x 2 ms: full
+    shares = full.budget_shares()
+    assert shares["replicas"] == pytest.approx(1.0)
+    assert full.bound == "replicas" and full.budget_bound
+
+
+def test_the_busiest_redis_node_is_the_redis_share() -> None:
+    # 4 shards, 200 req/s at 40 us on Redis: each node 0.002 + 0.002 idle of its 0.01.
+    shares = cell(8, 200, shards=4, replica_us=1000).budget_shares()
+    assert shares["redis"] == pytest.approx(0.4)
+
+
+def test_no_full_budget_is_the_machine_or_the_load_generator() -> None:
+    starved = cell(2, 50, replica_us=2000, idle_share=0.1)  # replicas at half their budget
+    assert starved.bound == "machine" and not starved.budget_bound
+    idle = cell(2, 50, replica_us=2000, idle_share=0.6)
+    assert idle.bound == "load generator" and not idle.budget_bound
+
+
+def test_the_marginal_cost_leaves_out_what_a_process_spends_idle() -> None:
+    result = cell(2, 100, redis_us=40, idle_redis=0.003)
+    assert result.marginal_cpu_per_request("redis") == pytest.approx(40e-6)
+    assert result.cpu_per_request("redis") > 40e-6
+    assert result.idle_cores_of("redis") == pytest.approx(0.003)
+
+
+def test_fit_uses_budget_bound_cells_only() -> None:
+    bound = [cell(1, 50), cell(2, 100)]
+    marked = cell(4, 60, replica_us=3000, idle_share=0.1)  # replicas at 45 %: the machine
+    costs = scale_model.fit([*bound, marked])["session"]
+    assert costs.cells == 2
+    assert costs.replicas == pytest.approx(2000e-6)
+    assert costs.redis == pytest.approx(40e-6)
+    assert costs.idle["redis"] == pytest.approx(0.002)
+
+
+def test_predictions_take_the_smallest_limit_and_redis_grows_with_shards() -> None:
+    costs = scale_model.fit([cell(1, 50), cell(2, 100)])["session"]
+    # Replicas: n x 0.1 / 2 ms = 50 n; Redis: shards x (0.01 - 0.002) / 40 us = 200 per shard.
+    assert scale_model.predict(costs, BUDGETS, 2, 1) == scale_model.Prediction(
+        pytest.approx(100), "replicas"
+    )
+    assert scale_model.predict(costs, BUDGETS, 8, 1) == scale_model.Prediction(
+        pytest.approx(200), "redis"
+    )
+    assert scale_model.predict(costs, BUDGETS, 8, 4).rate == pytest.approx(400)
+
+
+def test_check_marks_cells_and_the_largest_error_skips_them() -> None:
+    results = [cell(1, 50), cell(2, 100), cell(8, 150, idle_share=0.1, replica_us=4000)]
+    costs = scale_model.fit(results)
+    checks = scale_model.check(results, costs, BUDGETS)
+    assert [c.marked for c in checks] == [False, False, True]
+    assert checks[2].error == pytest.approx(200 / 150 - 1)
+    assert scale_model.largest_error(checks) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_efficiency_is_against_the_series_fewest_replicas() -> None:
+    results = [cell(1, 50), cell(2, 90), cell(4, 200), cell(2, 80, shards=2)]
+    found = scale_model.efficiency(results)
+    assert found[("session", 1)] == pytest.approx(1.0)
+    assert found[("session", 2)] == pytest.approx(0.9)
+    assert found[("session", 4)] == pytest.approx(1.0)
+    assert found[("session, 2 shards", 2)] == pytest.approx(1.0)
+
+
+def test_a_calibration_over_ten_percent_says_so() -> None:
+    steady = Calibration(Reference("10:00", 50, 2e-3), Reference("10:30", 54, 2e-3), BUDGETS)
+    assert steady.steady and steady.spread == pytest.approx(0.08)
+    assert steady.rate == pytest.approx(52)
+    assert "spread 8.0% (within 10%)" in steady.describe()
+    moved = Calibration(Reference("10:00", 50, 2e-3), Reference("10:30", 40, 2e-3), BUDGETS)
+    assert not moved.steady and "(OVER 10%)" in moved.describe()
+
+
+def test_the_grid_runs_shards_for_variants_on_redis_per_request_only() -> None:
+    session = Variant("session", "session")
+    token = Variant("token", "token", redis_per_request=False)
+    cells = grid([session, token], (1, 8), ("hypercorn",), (1, 2, 4))
+    assert [(c.variant.name, c.shards, c.replicas) for c in cells] == [
+        *[("session", s, n) for s in (1, 2, 4) for n in (1, 8)],
+        ("token", 1, 1),
+        ("token", 1, 8),
+    ]
+    assert len({c.slug for c in cells}) == len(cells)
+    assert cells[0].series == "session, 1 shard" and cells[2].series == "session, 2 shards"
+    assert Cell(session, 2).series == "session" and Cell(session, 2).slug == "session-2"
