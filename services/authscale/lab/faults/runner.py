@@ -58,7 +58,11 @@ class FaultRun:
             label=name,
             replicas=replicas or {"session": 2, "token": 2, "issuer": 2},
             run_dir=out / "stacks" / name,
-            env={**config.env, **(env or {})},
+            env={
+                **(run.BUDGETED_ENV if config.cpu_budgets else {}),
+                **config.env,
+                **(env or {}),
+            },
             # Every simulated user logs in from one address; the abuse scenario keeps a real
             # per-address limit, with a burst for those first logins.
             login_limit=login_limit or LOAD_LOGIN_LIMIT,
