@@ -29,9 +29,10 @@ Progress = Callable[[str], None]
 #: tenth of a core, and 48 of them overrun the warm-up: a budgeted run seeds and logs in its
 #: accounts at 1 MiB and 1 pass (and queues up to 64 logins) instead. Logins happen in the
 #: warm-up only, never in the measured window, so this changes nothing measured, only how long
-#: the warm-up must be. A tenth of a core makes every step about ten times slower, so the replicas' wait on Redis is
-#: stretched by as much (10 s for the default 1 s): a full Redis then queues, as a full Redis on
-#: a real machine does, instead of turning the queue into 503s at a tenth of its real depth.
+#: the warm-up must be. A tenth of a core makes every step about ten times slower, so the
+#: replicas' wait on Redis is stretched by as much (10 s for the default 1 s): a full Redis then
+#: queues, as a full Redis on a real machine does, instead of turning the queue into 503s at a
+#: tenth of its real depth.
 BUDGETED_ENV = {
     "AUTHSCALE_ARGON2_MEMORY_KIB": "1024",
     "AUTHSCALE_ARGON2_TIME_COST": "1",
