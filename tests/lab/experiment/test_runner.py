@@ -91,7 +91,10 @@ def test_two_servers_are_measured_side_by_side_in_one_run(tmp_path: Path) -> Non
         (["--redis-shards", "1,-2"], "shard counts must be 0 (one Redis) or more"),
         (["--users-per-replica", "-1"], "users per replica must be 0"),
         (["--calibration-seconds", "-1"], "calibration seconds must be 0 or more"),
-        (["--backend", "compose"], "the compose backend runs one Redis: pass --redis-shards 0"),
+        (
+            ["--backend", "compose", "--redis-shards", "1"],
+            "the compose backend runs one Redis: pass --redis-shards 0",
+        ),
         (
             ["--variants", "session", "--backend", "podman"],
             "unknown backend podman; backends are local, compose",

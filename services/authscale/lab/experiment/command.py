@@ -184,6 +184,13 @@ def _weights(text: str) -> dict[str, int]:
     return weights
 
 
+def _scaling_shards(args: argparse.Namespace) -> Sequence[int]:
+    """``--redis-shards``, else the grid's shard counts; compose runs one Redis (no cluster)."""
+    if args.redis_shards is not None:
+        return list(args.redis_shards)
+    return (0,) if args.backend == "compose" else ExperimentConfig.shards
+
+
 def _chosen(names: Sequence[str]) -> str | tuple[str, ...]:
     """One scenario that is not a fault's, or fault scenarios (``()``: every one of them)."""
     unknown = [name for name in names if name not in SCENARIOS]
@@ -234,7 +241,7 @@ def _run(args: argparse.Namespace) -> int:
             weights=args.weights,
             locust_processes=args.locust_processes,
             servers=args.servers,
-            shards=ExperimentConfig.shards if args.redis_shards is None else args.redis_shards,
+            shards=_scaling_shards(args),
             cpu_budgets=args.cpu_budgets,
             calibration_seconds=args.calibration_seconds,
             users_per_replica=args.users_per_replica,
