@@ -57,6 +57,12 @@ def test_one_tiny_compose_cell_writes_a_complete_results_folder(tmp_path: Path) 
         seconds=2,
         results_dir=tmp_path,
         backend="compose",
+        # The shared-machine shape of a cell: one Redis, no budgets (compose's healthchecks do
+        # not fit the default budgets, docs/deploy.md), no calibration, users as given.
+        shards=(0,),
+        cpu_budgets=None,
+        calibration_seconds=0,
+        users_per_replica=0,
     )
     backend = compose_backend.ComposeBackend(project=PROJECT)
     lines: list[str] = []

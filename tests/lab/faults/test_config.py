@@ -9,6 +9,7 @@ import pytest
 
 from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import command
+from authscale.lab.experiment.runner import ExperimentConfig
 from authscale.lab.faults import report
 from authscale.lab.faults.config import FaultConfig
 from authscale.lab.faults.runner import FaultRun
@@ -56,3 +57,12 @@ def test_the_report_states_the_budgets() -> None:
     text = report.markdown([], FaultConfig(), {})
     assert f"CPU budgets: {CpuBudgets().describe()}" in text
     assert "CPU budgets: none" in report.markdown([], FaultConfig(cpu_budgets=None), {})
+
+
+def test_compose_runs_without_the_local_default_budgets() -> None:
+    # A compose container's healthchecks run in its budget: the defaults leave Redis unhealthy.
+    assert FaultConfig(backend="compose").cpu_budgets is None
+    assert ExperimentConfig(backend="compose", shards=(0,)).cpu_budgets is None
+    larger = CpuBudgets(redis=0.1)
+    assert FaultConfig(backend="compose", cpu_budgets=larger).cpu_budgets == larger
+    assert FaultConfig().cpu_budgets == CpuBudgets()

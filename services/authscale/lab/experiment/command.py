@@ -142,7 +142,9 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="SPEC|none|default",
         help="scaling and fault scenarios: a CPU budget per component, e.g. replica=0.1,"
         "issuer=0.2,redis=0.005,gateway=0.3,period=20 (cores; the shortest period in ms; the "
-        f"rest default); default: {CpuBudgets().describe()}; none: share the machine",
+        f"rest default); default: {CpuBudgets().describe()}, on the local backend only (compose "
+        "runs without unless given others: a container's healthchecks run in its budget, "
+        "docs/deploy.md); none: share the machine",
     )
     parser.add_argument(
         "--calibration-seconds",

@@ -67,6 +67,10 @@ class ExperimentConfig(run.RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.backend == "compose" and self.cpu_budgets == CpuBudgets():
+            # The local stack's defaults do not fit compose, where a container's healthchecks
+            # run in its budget (docs/deploy.md): compose runs without unless given others.
+            object.__setattr__(self, "cpu_budgets", None)
         unknown_servers = [name for name in self.servers if name not in SERVERS]
         if unknown_servers:
             raise StackError(

@@ -32,6 +32,10 @@ class FaultConfig(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.backend == "compose" and self.cpu_budgets == CpuBudgets():
+            # The local stack's defaults do not fit compose, where a container's healthchecks
+            # run in its budget (docs/deploy.md): compose runs without unless given others.
+            object.__setattr__(self, "cpu_budgets", None)
         if self.users < 2 or self.fault_at < 0 or self.outage < 0:
             raise StackError(
                 "users must be 2 or more (one per variant), fault time and outage 0 or more"
