@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 from pathlib import Path
@@ -72,8 +73,8 @@ def test_two_servers_are_measured_side_by_side_in_one_run(tmp_path: Path) -> Non
     out = experiment.run_experiment(config, lines.append)
     assert lines[0].startswith("cell 1/2: session on hypercorn x1")
     assert any(line.startswith("cell 2/2: session on uvicorn x1") for line in lines)
-    summary = (out / "summary.csv").read_text().splitlines()
-    assert [row.rsplit(",", 1)[1] for row in summary[1:]] == ["hypercorn", "uvicorn"]
+    with (out / "summary.csv").open() as file:
+        assert [row["server"] for row in csv.DictReader(file)] == ["hypercorn", "uvicorn"]
     report = (out / "report.md").read_text()
     assert "## Servers side by side" in report
     assert "| session | 1 | uvicorn |" in report
