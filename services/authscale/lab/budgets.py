@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import ceil
@@ -273,11 +275,26 @@ class SystemdDriver:
 Driver = CgroupDriver | SystemdDriver
 
 
+#: How long removal waits for a group whose processes just exited. The kernel lets a task go
+#: of its group only once its parent reaps it; a detached stack's children are reaped by init,
+#: a moment after `authscale down` saw them stop.
+RELEASE_SECONDS = 5.0
+
+
 def remove_groups(groups: Sequence[Path]) -> None:
-    """Remove each group that is empty; one a process still holds stays (the kernel refuses)."""
+    """Remove each group once empty; one a process still holds after a few seconds stays."""
+    deadline = time.monotonic() + RELEASE_SECONDS
     for group in groups:
-        with contextlib.suppress(OSError):
-            group.rmdir()
+        while True:
+            try:
+                group.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError as error:
+                if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
 
 
 def driver(run_tag: str, mounts: str | None = None, euid: int | None = None) -> Driver:
