@@ -148,12 +148,6 @@ def _costs_dict(costs: capacity.Costs) -> dict[str, object]:
     }
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return lines
-
-
 def markdown(
     results: Sequence[CellResult],
     costs: Mapping[str, capacity.Costs],
@@ -171,7 +165,7 @@ def markdown(
         "## Measured cells",
         "",
     ]
-    lines += _table(
+    lines += scale_report.table(
         [
             "variant",
             "replicas",
@@ -206,7 +200,7 @@ def markdown(
         for c in ("issuer", "redis", "gateway", "locust", "others")
         if any(r.cpu_per_request(c) for r in results)
     ]
-    lines += _table(
+    lines += scale_report.table(
         ["variant", "replicas", "replicas' CPU", *shown],
         [
             [
@@ -230,9 +224,9 @@ def markdown(
         lines += ["", "## Plots", ""]
         lines += [f"![{path.stem}]({path.name})" for path in figures]
     lines += ["", "## Environment", ""]
-    lines += _table(["", ""], [[k, v] for k, v in environment.items()])
+    lines += scale_report.table(["", ""], [[k, v] for k, v in environment.items()])
     lines += ["", "## Settings", ""]
-    lines += _table(["", ""], [[k, v] for k, v in settings.items()])
+    lines += scale_report.table(["", ""], [[k, v] for k, v in settings.items()])
     return "\n".join(lines) + "\n"
 
 
@@ -242,7 +236,7 @@ def _model_section(
     checks: Sequence[capacity.Check],
 ) -> list[str]:
     lines = ["", "## Capacity model", "", capacity.__doc__.strip().split("\n\n")[0], ""]
-    lines += _table(
+    lines += scale_report.table(
         [
             "variant",
             "replica µs/req",
@@ -275,7 +269,7 @@ def _model_section(
         "median costs and the cores other tenants left free during that cell):",
         "",
     ]
-    lines += _table(
+    lines += scale_report.table(
         ["variant", "replicas", "measured req/s", "model req/s", "error", "bound by"],
         [
             [
@@ -319,7 +313,7 @@ def _model_section(
                     f"{p.issuer_cores:.2f}",
                 ]
             )
-    lines += _table(
+    lines += scale_report.table(
         [
             "variant",
             "target req/s",
