@@ -18,7 +18,7 @@ import pytest
 
 from authscale.lab import budgets
 from authscale.lab.budgets import BudgetError, CgroupDriver, CpuBudgets
-from authscale.lab.stack import processes, supervisor
+from authscale.lab.stack import processes, redis_node, supervisor
 from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import ProcessSpec
 from tests.conftest import stack_config
@@ -345,6 +345,10 @@ def test_a_budgeted_stack_runs_every_process_in_its_group(budgeted_stack: LocalS
         cores = CpuBudgets().cores(running.spec.role)
         assert (quota, period) == (CpuBudgets().quota_us(cores), CpuBudgets().period_us(cores))
     assert set(budgeted_stack.throttling()) == set(budgeted_stack.running)
+    # Redis's housekeeping is scaled down with its budget (budgets.REDIS_LINES).
+    config = budgeted_stack.config
+    with redis_node.client(config.host, config.redis_port, budgeted_stack.redis_password) as r:
+        assert r.config_get("hz") == {"hz": "1"}
     parent = driver.parent
     budgeted_stack.stop()
     assert not parent.exists()

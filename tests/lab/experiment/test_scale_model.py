@@ -3,6 +3,8 @@ calibration, and the grid of variants x shards x replicas."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from authscale.lab.budgets import CpuBudgets
@@ -86,6 +88,34 @@ def test_the_marginal_cost_leaves_out_what_a_process_spends_idle() -> None:
     assert result.marginal_cpu_per_request("redis") == pytest.approx(40e-6)
     assert result.cpu_per_request("redis") > 40e-6
     assert result.idle_cores_of("redis") == pytest.approx(0.003)
+
+
+def test_redis_costs_are_the_masters_the_shards_replicas_have_budgets_of_their_own() -> None:
+    result = cell(4, 200, shards=2, redis_us=40, idle_redis=0.0)
+    # Each master's replica applies the replication stream: a tenth of its master's work.
+    replicas = {f"redis-{7100 + node}": 40e-6 * 200 * SECONDS / 2 / 10 for node in range(2)}
+    with_replicas = dataclasses.replace(
+        result,
+        process_cpu_seconds={**result.process_cpu_seconds, **replicas},
+        budgets={**result.budgets, **{name: BUDGETS.redis for name in replicas}},
+    )
+    assert set(with_replicas.serving("redis")) == {"redis-7000", "redis-7001"}
+    assert with_replicas.marginal_cpu_per_request("redis") == pytest.approx(40e-6)
+
+
+def test_a_cost_comes_from_the_cells_its_budget_alone_limited() -> None:
+    # At 2 replicas Redis is full too, at 100 us a request: it wakes up for each one. At 4 and
+    # 8 replicas Redis alone is full, and answers many requests per wake-up at 40 us each.
+    light = cell(2, 100, redis_us=100, idle_redis=0.0)
+    full = [cell(n, 250, redis_us=40, idle_redis=0.0, replica_us=1000) for n in (4, 8)]
+    assert light.full_budgets() == {"replicas", "redis"}
+    assert [c.full_budgets() for c in full] == [{"redis"}, {"redis"}]
+    costs = scale_model.fit([light, *full])["session"]
+    assert costs.redis == pytest.approx(40e-6)
+    assert costs.replicas == pytest.approx(2000e-6)  # the cells it was full in: just light
+    assert scale_model.predict(costs, BUDGETS, 8, 1) == scale_model.Prediction(
+        pytest.approx(250), "redis"
+    )
 
 
 def test_fit_uses_budget_bound_cells_only() -> None:

@@ -147,10 +147,24 @@ class CellResult:
         ``redis``, ``gateway``, ``issuer``)."""
         if not self.requests:
             return 0.0
-        names = [name for name in self.process_cpu_seconds if _group_of(name) == group]
+        names = self.serving(group)
         used = sum(self.process_cpu_seconds[name] for name in names)
         idle = sum(self.idle_cores.get(name, 0.0) for name in names) * self.seconds
         return max(0.0, used - idle) / self.requests
+
+    def serving(self, group: str) -> list[str]:
+        """The group's processes that serve requests: all of them, but of a Redis Cluster only
+        each shard's master (its replica applies the replication stream in a budget of its
+        own), taken as the ``shards`` busiest nodes so that a failover is followed."""
+        names = [name for name in self.process_cpu_seconds if _group_of(name) == group]
+        if group == "redis" and self.shards:
+            names.sort(key=lambda name: self.process_cpu_seconds[name], reverse=True)
+            del names[self.shards :]
+        return names
+
+    def full_budgets(self) -> set[str]:
+        """The groups whose budget was full over the window."""
+        return {group for group, share in self.budget_shares().items() if share >= FULL_BUDGET}
 
     def idle_cores_of(self, group: str) -> float:
         """The idle cores of the group's busiest process (what its budget loses to itself)."""

@@ -250,7 +250,9 @@ def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) 
         samples = _load_while_sampling(stack, plan)
         figures = load.read_figures(plan)
         _write_timeline(plan.output_prefix.parent / "cpu_timeline.csv", samples)
-        return CellResult.from_window(cell, users, figures, samples, config.cpu_budgets, idle)
+        result = CellResult.from_window(cell, users, figures, samples, config.cpu_budgets, idle)
+        _write_processes(plan.output_prefix.parent / "processes.csv", result)
+        return result
 
 
 def _idle(stack: Stack) -> dict[str, float]:
@@ -289,5 +291,24 @@ def _write_timeline(path: Path, samples: Sequence[Sample]) -> None:
                     *[f"{usage.components[n]:.2f}" for n in names],
                     f"{usage.machine_busy:.2f}",
                     sum(calls for name, calls in commands.items() if name not in {"info"}),
+                ]
+            )
+
+
+def _write_processes(path: Path, result: CellResult) -> None:
+    """Each process's CPU over the window, its budget and its idle CPU: what the model's costs
+    are fitted from, kept so that a model can be checked again against a committed run."""
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["process", "cpu_seconds", "budget_cores", "idle_cores"])
+        for name, seconds in sorted(result.process_cpu_seconds.items()):
+            budget = result.budgets.get(name)
+            idle = result.idle_cores.get(name)
+            writer.writerow(
+                [
+                    name,
+                    f"{seconds:.6f}",
+                    "" if budget is None else budget,
+                    "" if idle is None else f"{idle:.6f}",
                 ]
             )

@@ -8,13 +8,18 @@ the smallest of these rates, each a budget over a cost per request:
   one request in flight, so under a full Redis every shard is full, whatever the users' spread;
 - the gateway and the issuer: their budget, less idle, over their cost.
 
-*Idle* is what a process spends with no load (Redis's cron, its cluster bus and append-only
-file: a real share of a hundredth of a core), measured in each cell before its load; the cost
-per request is what the group spends above it.
+*Idle* is what a process spends with no load (Redis's cron and cluster bus), measured in each
+cell before its load; the cost per request is what the group spends above it. Redis's cost is
+its masters': a shard's replica applies the replication stream in a budget of its own.
 
-Costs are the variant's medians over its cells that a budget bounded (the others are marked and
-left out), and each is also given as a multiple of the run's reference, one ping's CPU on one
-token replica (:mod:`.calibration`): the form that travels to another day's CPU speed.
+A cost is the variant's median over the cells that a budget bounded (the others are marked and
+left out), and of those over the cells where that group's budget alone was full, when there are
+any: a cost per request is not a constant where the budget is not what stops the cell. Redis
+under light load wakes up for each request and pays its per-wake-up work (the append-only
+file's write, the cluster's housekeeping) every time, enough to fill a tiny budget at a third
+of the rate it serves once it is the limit and answers many requests per wake-up. Each cost is
+also given as a multiple of the run's reference, one ping's CPU on one token replica
+(:mod:`.calibration`): the form that travels to another day's CPU speed.
 """
 
 from __future__ import annotations
@@ -66,7 +71,9 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
         costs[variant] = ScaleCosts(
             variant=variant,
             **{
-                group: statistics.median(cell.marginal_cpu_per_request(group) for cell in cells)
+                group: statistics.median(
+                    cell.marginal_cpu_per_request(group) for cell in limited_by(group, cells)
+                )
                 for group in GROUPS
             },
             cells=len(cells),
@@ -76,6 +83,15 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
             },
         )
     return costs
+
+
+def limited_by(group: str, cells: Sequence[CellResult]) -> Sequence[CellResult]:
+    """The cells whose only full budget was ``group``'s; else those where it was one of the
+    full ones; else all of them."""
+    alone = [cell for cell in cells if cell.full_budgets() == {group}]
+    if alone:
+        return alone
+    return [cell for cell in cells if group in cell.full_budgets()] or cells
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ class ClusterConfig:
     maxmemory: str = "256mb"
     #: Bounds each wait: a node's start, the cluster's creation, its health, a promotion.
     ready_timeout: float = 30.0
+    #: More redis.conf lines for every node (:data:`authscale.lab.budgets.REDIS_LINES`).
+    extra: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         check_shards(self.shards)
@@ -197,7 +199,7 @@ class LocalCluster:
             token_password=self.config.token_password,
             maxmemory=self.config.maxmemory,
             # A replica authenticates to its master (and a master, once demoted, to the new one).
-            extra=(f"masterauth {self.config.password}", *CLUSTER_LINES),
+            extra=(f"masterauth {self.config.password}", *CLUSTER_LINES, *self.config.extra),
         )
         self.specs[name] = spec
         started, enter = self.budgeted(spec) if self.budgeted else (spec, None)

@@ -255,6 +255,7 @@ class LocalStack:
                 host=self.config.host,
                 maxmemory=self.config.redis_maxmemory,
                 ready_timeout=self.config.ready_timeout,
+                extra=self._redis_lines(),
             ),
             die_with_parent=self.die_with_parent,
             budgeted=self.budgeted,
@@ -273,7 +274,11 @@ class LocalStack:
             password=self.redis_password,
             token_password=self.token_redis_password,
             maxmemory=self.config.redis_maxmemory,
+            extra=self._redis_lines(),
         )
+
+    def _redis_lines(self) -> tuple[str, ...]:
+        return budgets.REDIS_LINES if self.config.cpu_budgets is not None else ()
 
     def _replica_spec(self, role: str, index: int) -> ProcessSpec:
         port = self._port(ROLE_PORT_OFFSETS[role] + index)
