@@ -118,6 +118,36 @@ def test_a_cost_comes_from_the_cells_its_budget_alone_limited() -> None:
     )
 
 
+def test_a_budget_never_full_gets_no_ceiling() -> None:
+    # The token variant's Redis serves only its refreshes: a cost measured far from its ceiling,
+    # and a ceiling drawn from it would stop replicas that never call Redis.
+    token = [cell(n, 50 * n, variant="token", redis_us=40, idle_redis=0.0) for n in (1, 2, 4)]
+    assert all("redis" not in c.full_budgets() for c in token)
+    costs = scale_model.fit(token)["token"]
+    assert costs.limits == {"replicas"}
+    assert scale_model.predict(costs, BUDGETS, 8, 1) == scale_model.Prediction(
+        pytest.approx(400), "replicas"
+    )
+
+
+def test_replica_costs_are_per_series_and_redis_costs_pooled_over_shards() -> None:
+    one = [cell(1, 50), cell(8, 300, replica_us=1000, redis_us=32, idle_redis=0.0)]
+    # Four shards: each replica's client spends more per request, and Redis is never alone full.
+    four = [cell(n, 40 * n, shards=4, replica_us=2500) for n in (1, 2)]
+    costs = scale_model.fit([*one, *four])
+    assert costs["session, 4 shards"].replicas == pytest.approx(2500e-6)
+    assert costs["session"].replicas == pytest.approx(2000e-6)
+    assert costs["session, 4 shards"].redis == pytest.approx(32e-6)
+
+
+def test_logins_in_the_window_mark_the_cell() -> None:
+    late = dataclasses.replace(
+        cell(8, 200), by_name={"session dashboard": (1990, 0), "session login": (10, 0)}
+    )
+    assert late.logins_in_window == 10
+    assert late.bound == "logins in window" and not late.budget_bound
+
+
 def test_fit_uses_budget_bound_cells_only() -> None:
     bound = [cell(1, 50), cell(2, 100)]
     marked = cell(4, 60, replica_us=3000, idle_share=0.1)  # replicas at 45 %: the machine
@@ -129,7 +159,9 @@ def test_fit_uses_budget_bound_cells_only() -> None:
 
 
 def test_predictions_take_the_smallest_limit_and_redis_grows_with_shards() -> None:
-    costs = scale_model.fit([cell(1, 50), cell(2, 100)])["session"]
+    # At 8 replicas Redis alone is full: 200 req/s x 40 us + 0.002 idle = its 0.01 core.
+    costs = scale_model.fit([cell(1, 50), cell(2, 100), cell(8, 200, replica_us=1000)])["session"]
+    assert costs.limits == {"replicas", "redis"}
     # Replicas: n x 0.1 / 2 ms = 50 n; Redis: shards x (0.01 - 0.002) / 40 us = 200 per shard.
     assert scale_model.predict(costs, BUDGETS, 2, 1) == scale_model.Prediction(
         pytest.approx(100), "replicas"
@@ -145,7 +177,9 @@ def test_check_marks_cells_and_the_largest_error_skips_them() -> None:
     costs = scale_model.fit(results)
     checks = scale_model.check(results, costs, BUDGETS)
     assert [c.marked for c in checks] == [False, False, True]
-    assert checks[2].error == pytest.approx(200 / 150 - 1)
+    # Redis was never full, so only the replicas bound the model: 8 x 50 req/s.
+    assert checks[2].model_bound == "replicas"
+    assert checks[2].error == pytest.approx(400 / 150 - 1)
     assert scale_model.largest_error(checks) == pytest.approx(0.0, abs=1e-9)
 
 

@@ -20,6 +20,8 @@ COMPONENTS = ("session", "token", "issuer", "redis", "gateway", "locust")
 FULL_BUDGET = 0.9
 #: Under this share of the machine idle, the machine (not a budget) may have been the limit.
 IDLE_FLOOR = 0.25
+#: A cell whose measured window still held logins: its warm-up was too short.
+LOGINS_IN_WINDOW = "logins in window"
 
 
 @dataclass(frozen=True)
@@ -190,9 +192,18 @@ class CellResult:
         }
 
     @property
+    def logins_in_window(self) -> int:
+        """Logins answered in the measured window: users were still signing in after the
+        warm-up, so the window did not measure the steady mix."""
+        return sum(count for name, (count, _) in self.by_name.items() if name.endswith(" login"))
+
+    @property
     def bound(self) -> str:
-        """What limited the cell: a full budget (``replicas``, ``redis``, ...), else ``machine``
-        when under a quarter of it was idle, else ``load generator``."""
+        """What limited the cell: ``logins in window`` when the warm-up was too short; else a
+        full budget (``replicas``, ``redis``, ...); else ``machine`` when under a quarter of it
+        was idle, else ``load generator``."""
+        if self.logins_in_window:
+            return LOGINS_IN_WINDOW
         shares = self.budget_shares()
         if shares:
             fullest = max(shares, key=lambda group: shares[group])
@@ -202,8 +213,9 @@ class CellResult:
 
     @property
     def budget_bound(self) -> bool:
-        """True when a budget, not the machine or the load generator, was the limit."""
-        return self.bound not in ("machine", "load generator")
+        """True when a budget, not the machine, the load generator or unfinished logins, was
+        the limit."""
+        return self.bound not in ("machine", "load generator", LOGINS_IN_WINDOW)
 
     @classmethod
     def from_window(

@@ -12,13 +12,18 @@ the smallest of these rates, each a budget over a cost per request:
 cell before its load; the cost per request is what the group spends above it. Redis's cost is
 its masters': a shard's replica applies the replication stream in a budget of its own.
 
-A cost is the variant's median over the cells that a budget bounded (the others are marked and
-left out), and of those over the cells where that group's budget alone was full, when there are
-any: a cost per request is not a constant where the budget is not what stops the cell. Redis
-under light load wakes up for each request and pays its per-wake-up work (the append-only
-file's write, the cluster's housekeeping) every time, enough to fill a tiny budget at a third
-of the rate it serves once it is the limit and answers many requests per wake-up. Each cost is
-also given as a multiple of the run's reference, one ping's CPU on one token replica
+A cost is a median over the series' cells (a variant at one shard count) that a budget bounded
+(the others are marked and left out): a replica's client for four Redis masters spends more per
+request than for one. Of those cells it takes the ones where that group's budget alone was full;
+where the series has none, the variant's such cells at any shard count; then the series' cells
+where the group's budget was one of the full ones; then all of them. A cost per request is not a
+constant where the budget is not what stops the cell: Redis under light load wakes up for each
+request and pays its per-wake-up work (the append-only file's write, the cluster's housekeeping)
+every time, enough to fill a tiny budget at a third of the rate it serves once it is the limit
+and answers many requests per wake-up. For the same reason a group whose budget was never full
+in any of the variant's cells gets no ceiling: its cost was only ever measured away from one
+(the token variant's Redis, which serves its refreshes, is the case). Each cost is also given
+as a multiple of the run's reference, one ping's CPU on one token replica
 (:mod:`.calibration`): the form that travels to another day's CPU speed.
 """
 
@@ -39,7 +44,7 @@ NEGLIGIBLE = 1e-7
 
 @dataclass(frozen=True)
 class ScaleCosts:
-    """A variant's CPU seconds per request on each budgeted group (all its processes summed,
+    """A series' CPU seconds per request on each budgeted group (all its processes summed,
     less what they spend idle), and the cores each group's busiest process spends idle."""
 
     variant: str
@@ -47,9 +52,12 @@ class ScaleCosts:
     redis: float
     gateway: float
     issuer: float
-    #: How many budget-bound cells the medians come from.
+    #: How many budget-bound cells of the series there are.
     cells: int
     idle: Mapping[str, float]
+    #: The groups whose budget was full in one of the variant's cells: those that get a ceiling.
+    limits: frozenset[str] = frozenset(GROUPS)
+    series: str = ""
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -61,18 +69,22 @@ class ScaleCosts:
 
 
 def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
-    """Per variant, the median cost of each group over its budget-bound cells."""
+    """Per series, the median cost of each group over the cells that group limited."""
     by_variant: dict[str, list[CellResult]] = {}
+    by_series: dict[str, list[CellResult]] = {}
     for result in results:
         if result.requests and result.budget_bound:
             by_variant.setdefault(result.variant, []).append(result)
+            by_series.setdefault(result.series, []).append(result)
     costs = {}
-    for variant, cells in by_variant.items():
-        costs[variant] = ScaleCosts(
-            variant=variant,
+    for series, cells in by_series.items():
+        variant = by_variant[cells[0].variant]
+        costs[series] = ScaleCosts(
+            variant=cells[0].variant,
             **{
                 group: statistics.median(
-                    cell.marginal_cpu_per_request(group) for cell in limited_by(group, cells)
+                    cell.marginal_cpu_per_request(group)
+                    for cell in limited_by(group, cells, variant)
                 )
                 for group in GROUPS
             },
@@ -81,16 +93,21 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
                 group: statistics.median(cell.idle_cores_of(group) for cell in cells)
                 for group in GROUPS
             },
+            limits=frozenset(group for cell in variant for group in cell.full_budgets()),
+            series=series,
         )
     return costs
 
 
-def limited_by(group: str, cells: Sequence[CellResult]) -> Sequence[CellResult]:
-    """The cells whose only full budget was ``group``'s; else those where it was one of the
-    full ones; else all of them."""
-    alone = [cell for cell in cells if cell.full_budgets() == {group}]
-    if alone:
-        return alone
+def limited_by(
+    group: str, cells: Sequence[CellResult], variant: Sequence[CellResult] = ()
+) -> Sequence[CellResult]:
+    """The series' cells whose only full budget was ``group``'s; else the variant's such cells;
+    else the series' cells where it was one of the full ones; else all of them."""
+    for pool in (cells, variant):
+        alone = [cell for cell in pool if cell.full_budgets() == {group}]
+        if alone:
+            return alone
     return [cell for cell in cells if group in cell.full_budgets()] or cells
 
 
@@ -110,8 +127,10 @@ def predict(
         ("gateway", 1, budgets.gateway, costs.gateway),
         ("issuer", issuers, budgets.issuer, costs.issuer),
     ):
-        if cost > NEGLIGIBLE:
+        if cost > NEGLIGIBLE and group in costs.limits:
             limits[group] = count * max(0.0, cores - costs.idle.get(group, 0.0)) / cost
+    if not limits:
+        return Prediction(math.inf, "none")
     bound = min(limits, key=lambda group: limits[group])
     return Prediction(limits[bound], bound)
 
@@ -140,9 +159,9 @@ def check(
 ) -> list[Check]:
     checks = []
     for result in results:
-        if result.variant not in costs:
+        if result.series not in costs:
             continue
-        prediction = predict(costs[result.variant], budgets, result.replicas, result.shards)
+        prediction = predict(costs[result.series], budgets, result.replicas, result.shards)
         checks.append(
             Check(
                 series=result.series,

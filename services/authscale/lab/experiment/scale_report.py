@@ -51,7 +51,8 @@ def _cells_section(results: Sequence[CellResult], calibration: Calibration | Non
         f"Shares: CPU used over the window against the budget (replicas: their mean; redis: the "
         f"busiest node). Bound: the fullest budget when it is at least {FULL_BUDGET:.0%} used; "
         f"otherwise `machine` when under {IDLE_FLOOR:.0%} of the machine was idle, else `load "
-        "generator`; such cells are marked (*) and left out of the model's fit.",
+        "generator`; and `logins in window` when users were still logging in after the warm-up. "
+        "Such cells are marked (*) and left out of the model's fit.",
         "",
     ]
     header = ["series", "replicas", "req/s", "vs reference", "efficiency"]
@@ -91,9 +92,10 @@ def _model_section(
         for group, seconds in cost.as_dict().items():
             relative = f" ({seconds / reference:.2f} pings)" if reference else ""
             cells.append(f"{seconds * 1e6:,.0f}{relative}" if group else "")
-        rows.append([cost.variant, cost.cells, *cells])
+        never = sorted(set(GROUPS) - cost.limits)
+        rows.append([cost.series or cost.variant, cost.cells, *cells, ", ".join(never) or "-"])
     lines += ["CPU µs per request by group (in pings of the reference):", ""]
-    lines += table(["variant", "cells fitted", *GROUPS], rows)
+    lines += table(["series", "cells fitted", *GROUPS, "never full: no ceiling"], rows)
     lines += ["", "The model against every cell:", ""]
     lines += table(
         ["series", "replicas", "measured req/s", "model req/s", "error", "model: bound by"],
@@ -142,7 +144,7 @@ def rate_plot(
                 color=colour,
                 markerfacecolor=colour if cell.budget_bound else "none",
             )
-        cost = costs.get(cells[0].variant)
+        cost = costs.get(series)
         if cost is not None:
             modelled = [
                 scale_model.predict(cost, budgets, count, cells[0].shards).rate for count in counts
