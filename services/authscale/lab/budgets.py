@@ -45,7 +45,7 @@ BUDGETED = ("session", "token", "issuer", "redis", "gateway")
 COMPONENTS = ("replica", "issuer", "redis", "gateway")
 #: redis.conf lines for a Redis under a budget. Redis's housekeeping (expiry sampling, client
 #: timeouts, a cluster node's pings) runs ``hz`` times a second whatever the load: at the default
-#: 10 it cost 2.2 ms of CPU a second idle on this machine, 3.5-3.9 ms as a cluster node, which a
+#: 10 it cost 2.2-2.7 ms of CPU a second idle on this machine, 3.3-3.9 ms as a cluster node, which a
 #: Redis with a core never notices but is most of a 0.005-core budget. The scale model scales that
 #: fixed cost down with the rest: at hz 1 it cost 0.25-0.3 ms a second. Keys still expire on
 #: access; only the sampling of untouched ones is slower.

@@ -19,8 +19,8 @@ where the series has none, the variant's such cells at any shard count; then the
 where the group's budget was one of the full ones; then all of them. A cost per request is not a
 constant where the budget is not what stops the cell: Redis under light load wakes up for each
 request and pays its per-wake-up work (the append-only file's write, the cluster's housekeeping)
-every time, enough to fill a tiny budget at a third of the rate it serves once it is the limit
-and answers many requests per wake-up. For the same reason a group whose budget was never full
+every time, enough to fill a tiny budget at a fraction of the rate it serves once it is the
+limit and answers many requests per wake-up. For the same reason a group whose budget was never full
 in any of the variant's cells gets no ceiling: its cost was only ever measured away from one
 (the token variant's Redis, which serves its refreshes, is the case). Each cost is also given
 as a multiple of the run's reference, one ping's CPU on one token replica
