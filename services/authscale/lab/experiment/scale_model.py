@@ -47,6 +47,7 @@ class ScaleCosts:
     """A series' CPU seconds per request on each budgeted group (all its processes summed,
     less what they spend idle), and the cores each group's busiest process spends idle."""
 
+    series: str
     variant: str
     replicas: float
     redis: float
@@ -56,8 +57,7 @@ class ScaleCosts:
     cells: int
     idle: Mapping[str, float]
     #: The groups whose budget was full in one of the variant's cells: those that get a ceiling.
-    limits: frozenset[str] = frozenset(GROUPS)
-    series: str = ""
+    limits: frozenset[str]
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -80,6 +80,7 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
     for series, cells in by_series.items():
         variant = by_variant[cells[0].variant]
         costs[series] = ScaleCosts(
+            series=series,
             variant=cells[0].variant,
             **{
                 group: statistics.median(
@@ -94,7 +95,6 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
                 for group in GROUPS
             },
             limits=frozenset(group for cell in variant for group in cell.full_budgets()),
-            series=series,
         )
     return costs
 

@@ -93,7 +93,7 @@ def _model_section(
             relative = f" ({seconds / reference:.2f} pings)" if reference else ""
             cells.append(f"{seconds * 1e6:,.0f}{relative}" if group else "")
         never = sorted(set(GROUPS) - cost.limits)
-        rows.append([cost.series or cost.variant, cost.cells, *cells, ", ".join(never) or "-"])
+        rows.append([cost.series, cost.cells, *cells, ", ".join(never) or "-"])
     lines += ["CPU µs per request by group (in pings of the reference):", ""]
     lines += table(["series", "cells fitted", *GROUPS, "never full: no ceiling"], rows)
     lines += ["", "The model against every cell:", ""]
