@@ -90,32 +90,68 @@ def test_the_marginal_cost_leaves_out_what_a_process_spends_idle() -> None:
     assert result.idle_cores_of("redis") == pytest.approx(0.003)
 
 
-def test_redis_costs_are_the_masters_the_shards_replicas_have_budgets_of_their_own() -> None:
+def test_redis_costs_are_the_busiest_masters_the_shards_replicas_have_budgets_of_their_own() -> (
+    None
+):
     result = cell(4, 200, shards=2, redis_us=40, idle_redis=0.0)
     # Each master's replica applies the replication stream: a tenth of its master's work.
     replicas = {f"redis-{7100 + node}": 40e-6 * 200 * SECONDS / 2 / 10 for node in range(2)}
-    with_replicas = dataclasses.replace(
+    # The users' keys never spread evenly: the first master serves 60 % of the requests.
+    masters = {"redis-7000": 40e-6 * 120 * SECONDS, "redis-7001": 40e-6 * 80 * SECONDS}
+    uneven = dataclasses.replace(
         result,
-        process_cpu_seconds={**result.process_cpu_seconds, **replicas},
+        process_cpu_seconds={**result.process_cpu_seconds, **replicas, **masters},
         budgets={**result.budgets, **{name: BUDGETS.redis for name in replicas}},
     )
-    assert set(with_replicas.serving("redis")) == {"redis-7000", "redis-7001"}
-    assert with_replicas.marginal_cpu_per_request("redis") == pytest.approx(40e-6)
+    assert uneven.serving("redis") == ["redis-7000"]
+    assert uneven.marginal_cpu_per_request("redis") == pytest.approx(40e-6 * 0.6)
 
 
-def test_a_cost_comes_from_the_cells_its_budget_alone_limited() -> None:
-    # At 2 replicas Redis is full too, at 100 us a request: it wakes up for each one. At 4 and
-    # 8 replicas Redis alone is full, and answers many requests per wake-up at 40 us each.
+def test_a_replica_cost_comes_from_the_cells_its_budget_alone_limited() -> None:
+    # At 2 replicas Redis is full too; at 4 and 8 replicas Redis alone is full.
     light = cell(2, 100, redis_us=100, idle_redis=0.0)
     full = [cell(n, 250, redis_us=40, idle_redis=0.0, replica_us=1000) for n in (4, 8)]
     assert light.full_budgets() == {"replicas", "redis"}
     assert [c.full_budgets() for c in full] == [{"redis"}, {"redis"}]
     costs = scale_model.fit([light, *full])["session"]
-    assert costs.redis == pytest.approx(40e-6)
     assert costs.replicas == pytest.approx(2000e-6)  # the cells it was full in: just light
-    assert scale_model.predict(costs, BUDGETS, 8, 1) == scale_model.Prediction(
-        pytest.approx(250), "redis"
-    )
+
+
+def test_redis_costs_less_per_request_the_more_users_wait_on_it() -> None:
+    # Redis full at 24, 48 and 96 users, its per-wake-up work shared by the users waiting:
+    # 10 us + 2,160 us / users a request.
+    costs_at = {n: 10 + 2160 / (12 * n) for n in (2, 4, 8)}
+    full = [
+        cell(n, 0.01 / (costs_at[n] * 1e-6), redis_us=costs_at[n], idle_redis=0.0, replica_us=500)
+        for n in (2, 4, 8)
+    ]
+    assert all(c.full_budgets() == {"redis"} for c in full)
+    costs = scale_model.fit(full)["session"]
+    assert costs.redis == pytest.approx(10e-6, rel=0.02)
+    assert costs.redis_shared == pytest.approx(2160e-6, rel=0.02)
+    for n in (2, 4, 8):
+        expected = 0.01 / (costs_at[n] * 1e-6)
+        prediction = scale_model.predict(costs, BUDGETS, n, 12 * n)
+        assert prediction == scale_model.Prediction(pytest.approx(expected, rel=0.02), "redis")
+
+
+def test_costs_are_fitted_at_the_median_pace_and_each_cell_predicted_at_its_own() -> None:
+    # The same work in three windows, the second on a machine a fifth slower: its replicas
+    # spent 1.2 x the CPU per request and served 1/1.2 of the rate on the same budget.
+    usual = [dataclasses.replace(cell(n, 50 * n), pace=2e-3) for n in (1, 4)]
+    slow = dataclasses.replace(cell(2, 100 / 1.2, replica_us=2400), pace=2.4e-3)
+    costs = scale_model.fit([*usual, slow])["session"]
+    assert costs.pace == pytest.approx(2e-3)
+    assert costs.replicas == pytest.approx(2000e-6)
+    checks = scale_model.check([*usual, slow], {"session": costs}, BUDGETS)
+    assert [c.error for c in checks] == pytest.approx([0, 0, 0], abs=1e-3)
+
+
+def test_without_a_pace_in_every_cell_costs_are_in_cpu_seconds() -> None:
+    mixed = [dataclasses.replace(cell(1, 50), pace=2e-3), cell(2, 100 / 1.2, replica_us=2400)]
+    costs = scale_model.fit(mixed)["session"]
+    assert costs.pace is None
+    assert costs.replicas == pytest.approx(2200e-6)
 
 
 def test_a_budget_never_full_gets_no_ceiling() -> None:
@@ -125,7 +161,7 @@ def test_a_budget_never_full_gets_no_ceiling() -> None:
     assert all("redis" not in c.full_budgets() for c in token)
     costs = scale_model.fit(token)["token"]
     assert costs.limits == {"replicas"}
-    assert scale_model.predict(costs, BUDGETS, 8, 1) == scale_model.Prediction(
+    assert scale_model.predict(costs, BUDGETS, 8, 96) == scale_model.Prediction(
         pytest.approx(400), "replicas"
     )
 
@@ -162,14 +198,20 @@ def test_predictions_take_the_smallest_limit_and_redis_grows_with_shards() -> No
     # At 8 replicas Redis alone is full: 200 req/s x 40 us + 0.002 idle = its 0.01 core.
     costs = scale_model.fit([cell(1, 50), cell(2, 100), cell(8, 200, replica_us=1000)])["session"]
     assert costs.limits == {"replicas", "redis"}
-    # Replicas: n x 0.1 / 2 ms = 50 n; Redis: shards x (0.01 - 0.002) / 40 us = 200 per shard.
-    assert scale_model.predict(costs, BUDGETS, 2, 1) == scale_model.Prediction(
+    # Replicas: n x 0.1 / 2 ms = 50 n; Redis: (0.01 - 0.002) / 40 us = 200.
+    assert scale_model.predict(costs, BUDGETS, 2, 24) == scale_model.Prediction(
         pytest.approx(100), "replicas"
     )
-    assert scale_model.predict(costs, BUDGETS, 8, 1) == scale_model.Prediction(
+    assert scale_model.predict(costs, BUDGETS, 8, 96) == scale_model.Prediction(
         pytest.approx(200), "redis"
     )
-    assert scale_model.predict(costs, BUDGETS, 8, 4).rate == pytest.approx(400)
+    # Four shards, the requests spread evenly: the busiest master serves a quarter of them.
+    four = [cell(1, 50, shards=4), cell(8, 800, shards=4, replica_us=250)]
+    costs = scale_model.fit(four)["session, 4 shards"]
+    assert costs.redis == pytest.approx(10e-6)
+    assert scale_model.predict(costs, BUDGETS, 32, 384) == scale_model.Prediction(
+        pytest.approx(800), "redis"
+    )
 
 
 def test_check_marks_cells_and_the_largest_error_skips_them() -> None:
@@ -213,3 +255,14 @@ def test_the_grid_runs_shards_for_variants_on_redis_per_request_only() -> None:
     assert len({c.slug for c in cells}) == len(cells)
     assert cells[0].series == "session, 1 shard" and cells[2].series == "session, 2 shards"
     assert Cell(session, 2).series == "session" and Cell(session, 2).slug == "session-2"
+
+
+def test_the_calibration_says_how_much_of_its_spread_the_pace_accounts_for() -> None:
+    # The end ran a fifth slower and the probe's unit took a fifth longer: the machine moved.
+    start = Reference("10:00", 50, 2e-3, pace=2.0e-3)
+    end = Reference("10:30", 50 / 1.2, 2.4e-3, pace=2.4e-3)
+    moved = Calibration(start, end, BUDGETS)
+    assert not moved.steady
+    assert moved.spread_at_one_pace == pytest.approx(0.0, abs=1e-9)
+    assert "at the start's pace the spread would be 0.0%" in moved.describe()
+    assert Calibration(Reference("10:00", 50, 2e-3), end, BUDGETS).spread_at_one_pace is None

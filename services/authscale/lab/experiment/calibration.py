@@ -10,6 +10,7 @@ references more than :data:`MAX_SPREAD` apart say the machine changed speed duri
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -18,12 +19,15 @@ from pathlib import Path
 from authscale.lab.backend import Backend, StackPlan
 from authscale.lab.bench import wrk
 from authscale.lab.budgets import CpuBudgets
+from authscale.lab.measure import pace
 
 #: Two references further apart than this (relative to the first) mark the run.
 MAX_SPREAD = 0.10
 ROUTE = "/token/ping"
 #: Enough connections to keep one throttled replica's queue full, few enough for wrk's one core.
 CONNECTIONS = 8
+#: Seconds the pace probe may outlive wrk's run (it is stopped when wrk returns).
+PROBE_GRACE = 30.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,8 @@ class Reference:
     at: str
     rate: float
     cpu_per_request: float
+    #: The machine's pace meanwhile (:mod:`authscale.lab.measure.pace`); None if not measured.
+    pace: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,15 @@ class Calibration:
     def steady(self) -> bool:
         return self.spread <= MAX_SPREAD
 
+    @property
+    def spread_at_one_pace(self) -> float | None:
+        """The spread once the end's rate is taken back to the start's pace: how much of the
+        move the pace probe accounts for. None without a pace at both ends."""
+        if not (self.start.pace and self.end.pace and self.start.rate):
+            return None
+        end = self.end.rate * self.end.pace / self.start.pace
+        return abs(end - self.start.rate) / self.start.rate
+
     def describe(self) -> str:
         budget = (
             f"under its budget of {self.budgets.replica:g} core" if self.budgets else "no budget"
@@ -68,6 +83,16 @@ class Calibration:
             f"connections: {self.start.rate:,.1f} req/s at the start ({self.start.at}), "
             f"{self.end.rate:,.1f} req/s at the end ({self.end.at}); spread "
             f"{self.spread:.1%} ({'within' if self.steady else 'OVER'} {MAX_SPREAD:.0%})"
+            + self._paces()
+        )
+
+    def _paces(self) -> str:
+        at_one_pace = self.spread_at_one_pace
+        if at_one_pace is None or self.start.pace is None or self.end.pace is None:
+            return ""
+        return (
+            f"; pace {self.start.pace * 1e3:.2f} then {self.end.pace * 1e3:.2f} ms per unit, "
+            f"so at the start's pace the spread would be {at_one_pace:.1%}"
         )
 
 
@@ -94,11 +119,13 @@ def measure(
         # A short warm-up: the first requests import and allocate.
         wrk.run(url + ROUTE, seconds=2, connections=CONNECTIONS)
         before = stack.sample(os.getpid())[0]
-        result = wrk.run(url + ROUTE, seconds=seconds, connections=CONNECTIONS)
+        with pace.Probe(seconds + PROBE_GRACE) as probe:
+            result = wrk.run(url + ROUTE, seconds=seconds, connections=CONNECTIONS)
         after = stack.sample(os.getpid())[0]
     used = after.minus(before).processes.get("token-1", 0.0)
     return Reference(
         at=time.strftime("%H:%M:%S UTC", time.gmtime()),
         rate=result.rate,
         cpu_per_request=used / result.requests if result.requests else 0.0,
+        pace=pace.pace(probe.readings, 0.0, math.inf),
     )

@@ -123,6 +123,9 @@ class CellResult:
     budgets: Mapping[str, float] = field(default_factory=dict)
     #: Each process's CPU per second before the load (cores): what it spends on its own.
     idle_cores: Mapping[str, float] = field(default_factory=dict)
+    #: The machine's pace over the window: CPU seconds per unit of the probe
+    #: (:mod:`authscale.lab.measure.pace`); None where it was not measured.
+    pace: float | None = None
 
     def __post_init__(self) -> None:
         if not self.series:
@@ -146,7 +149,7 @@ class CellResult:
 
     def marginal_cpu_per_request(self, group: str) -> float:
         """CPU per request of a group's processes, less what they spend idle (``replicas``,
-        ``redis``, ``gateway``, ``issuer``)."""
+        ``redis``, ``gateway``, ``issuer``); of Redis, its busiest node's alone."""
         if not self.requests:
             return 0.0
         names = self.serving(group)
@@ -155,13 +158,13 @@ class CellResult:
         return max(0.0, used - idle) / self.requests
 
     def serving(self, group: str) -> list[str]:
-        """The group's processes that serve requests: all of them, but of a Redis Cluster only
-        each shard's master (its replica applies the replication stream in a budget of its
-        own), taken as the ``shards`` busiest nodes so that a failover is followed."""
+        """The group's processes whose budgets bound it: all of them, but of Redis only the
+        busiest node, a master. The users' keys never spread evenly over the shards, so the
+        busiest shard fills first and holds the others back; its replica applies the
+        replication stream in a budget of its own. Taking the busiest follows a failover."""
         names = [name for name in self.process_cpu_seconds if _group_of(name) == group]
-        if group == "redis" and self.shards:
-            names.sort(key=lambda name: self.process_cpu_seconds[name], reverse=True)
-            del names[self.shards :]
+        if group == "redis" and names:
+            return [max(names, key=lambda name: self.process_cpu_seconds[name])]
         return names
 
     def full_budgets(self) -> set[str]:
@@ -226,6 +229,7 @@ class CellResult:
         samples: Sequence[tuple[CpuSample, dict[str, int]]],
         budgets: CpuBudgets | None = None,
         idle_cores: Mapping[str, float] | None = None,
+        pace: float | None = None,
     ) -> CellResult:
         start = _at(samples, figures.started)
         stop = _at(samples, figures.stopped)
@@ -261,6 +265,7 @@ class CellResult:
             if budgets is not None
             else {},
             idle_cores=dict(idle_cores or {}),
+            pace=pace,
         )
 
 

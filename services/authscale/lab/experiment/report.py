@@ -84,6 +84,7 @@ def write(
 def _calibration_dict(calibration: Calibration | None) -> dict[str, object] | None:
     if calibration is None:
         return None
+    at_one_pace = calibration.spread_at_one_pace
     return {
         "start_rps": round(calibration.start.rate, 1),
         "end_rps": round(calibration.end.rate, 1),
@@ -91,8 +92,15 @@ def _calibration_dict(calibration: Calibration | None) -> dict[str, object] | No
         "end_at": calibration.end.at,
         "cpu_us_per_ping": round(calibration.cpu_per_request * 1e6, 1),
         "spread": round(calibration.spread, 4),
+        "start_pace_ms_per_unit": _ms(calibration.start.pace),
+        "end_pace_ms_per_unit": _ms(calibration.end.pace),
+        "spread_at_one_pace": at_one_pace if at_one_pace is None else round(at_one_pace, 4),
         "steady": calibration.steady,
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1e3, 4)
 
 
 def summary_row(result: CellResult) -> dict[str, object]:
@@ -124,6 +132,7 @@ def summary_row(result: CellResult) -> dict[str, object]:
     row["server"] = result.server
     row["shards"] = result.shards
     row["machine_idle_share"] = round(result.idle_share, 3)
+    row["pace_ms_per_unit"] = _ms(result.pace)
     for group, share in sorted(result.budget_shares().items()):
         row[f"budget_share_{group}"] = round(share, 3)
     row["bound"] = result.bound

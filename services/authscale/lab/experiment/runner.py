@@ -26,6 +26,7 @@ from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import calibration, report
 from authscale.lab.experiment.calibration import Calibration, Reference
 from authscale.lab.experiment.cells import Cell, CellResult, Variant, grid
+from authscale.lab.measure import pace
 from authscale.lab.stack.processes import StackError
 
 #: The experiment's variants: the token variant once plain and once with its Redis denylist.
@@ -40,6 +41,8 @@ DEFAULT_WEIGHTS = {"dashboard": 100, "refresh": 1}
 #: Seconds each cell's stack is watched idle before the load: what each process spends on
 #: its own (Redis's cron, cluster bus and append-only file), which the model takes off budgets.
 IDLE_SECONDS = 3.0
+#: Seconds Locust may run past its run time before the cell fails.
+LOAD_GRACE = 60.0
 #: Compose only: each variant's project is ``<project>-<variant>``.
 PROJECT = "authscale-exp"
 
@@ -250,10 +253,19 @@ def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) 
             locustfile=config.locustfile,
         )
         plan.output_prefix.parent.mkdir(parents=True, exist_ok=True)
-        samples = _load_while_sampling(stack, plan)
+        with pace.Probe(plan.run_time + LOAD_GRACE) as probe:
+            samples = _load_while_sampling(stack, plan)
         figures = load.read_figures(plan)
         _write_timeline(plan.output_prefix.parent / "cpu_timeline.csv", samples)
-        result = CellResult.from_window(cell, users, figures, samples, config.cpu_budgets, idle)
+        result = CellResult.from_window(
+            cell,
+            users,
+            figures,
+            samples,
+            config.cpu_budgets,
+            idle,
+            pace.pace(probe.readings, figures.started, figures.stopped),
+        )
         _write_processes(plan.output_prefix.parent / "processes.csv", result)
         return result
 
@@ -268,7 +280,7 @@ def _idle(stack: Stack) -> dict[str, float]:
 
 def _load_while_sampling(stack: Stack, plan: load.LocustPlan) -> list[Sample]:
     samples: list[Sample] = []
-    deadline = time.monotonic() + plan.run_time + 60
+    deadline = time.monotonic() + plan.run_time + LOAD_GRACE
     with load.Locust(plan) as locust:
         while True:
             # Read the CPU before Locust is reaped: a reaped process has no /proc entry left.

@@ -4,26 +4,34 @@ With every component under a budget (:mod:`authscale.lab.budgets`), a cell serve
 the smallest of these rates, each a budget over a cost per request:
 
 - replicas: ``n x (replica budget - idle) / replica CPU per request``;
-- Redis: ``shards x (node budget - idle) / Redis CPU per request``. Every simulated user keeps
-  one request in flight, so under a full Redis every shard is full, whatever the users' spread;
+- Redis: ``(node budget - idle) / the busiest master's CPU per request``. The users' keys never
+  spread evenly over the shards, so the busiest shard fills first and holds the rest back;
 - the gateway and the issuer: their budget, less idle, over their cost.
 
 *Idle* is what a process spends with no load (Redis's cron and cluster bus), measured in each
-cell before its load; the cost per request is what the group spends above it. Redis's cost is
-its masters': a shard's replica applies the replication stream in a budget of its own.
+cell before its load; the cost per request is what the group spends above it.
 
-A cost is a median over the series' cells (a variant at one shard count) that a budget bounded
+**Costs are in the machine's pace.** This virtual machine's CPU does more or less work per second
+as its host's load moves: a replica's CPU per request moved by a fifth between two cells of one
+series. Each cell's window therefore carries its pace, the CPU time of a fixed unit of work run
+beside the load (:mod:`authscale.lab.measure.pace`). Costs are fitted at the run's median pace
+(each cell's scaled by median pace / its pace) and each cell is predicted at its own.
+
+**Redis's cost falls as more users wait on it.** Under a budget of a few milliseconds a second,
+Redis's work per wake-up (the event loop's turn, the append-only file's write, the replication
+stream) is most of its cost, and it is shared by however many requests arrived while it was
+throttled: with every simulated user keeping one request in flight, about as many as there are
+users. So Redis's cost per request is ``fixed + shared / users``, fitted by least squares over
+the series' cells where Redis's budget was full (a constant where they hold one user count).
+
+A cost is fitted over the series' cells (a variant at one shard count) that a budget bounded
 (the others are marked and left out): a replica's client for four Redis masters spends more per
 request than for one. Of those cells it takes the ones where that group's budget alone was full;
 where the series has none, the variant's such cells at any shard count; then the series' cells
-where the group's budget was one of the full ones; then all of them. A cost per request is not a
-constant where the budget is not what stops the cell: Redis under light load wakes up for each
-request and pays its per-wake-up work (the append-only file's write, the cluster's housekeeping)
-every time, enough to fill a tiny budget at a fraction of the rate it serves once it is the
-limit and answers many requests per wake-up. For the same reason a group whose budget was never full
-in any of the variant's cells gets no ceiling: its cost was only ever measured away from one
-(the token variant's Redis, which serves its refreshes, is the case). Each cost is also given
-as a multiple of the run's reference, one ping's CPU on one token replica
+where the group's budget was one of the full ones; then all of them. A group whose budget was
+never full in any of the variant's cells gets no ceiling: its cost was only ever measured away
+from one (the token variant's Redis, which serves its refreshes, is the case). Each cost is also
+given as a multiple of the run's reference, one ping's CPU on one token replica
 (:mod:`.calibration`): the form that travels to another day's CPU speed.
 """
 
@@ -45,12 +53,15 @@ NEGLIGIBLE = 1e-7
 @dataclass(frozen=True)
 class ScaleCosts:
     """A series' CPU seconds per request on each budgeted group (all its processes summed,
-    less what they spend idle), and the cores each group's busiest process spends idle."""
+    less what they spend idle; Redis's busiest node), at the run's median pace, and the cores
+    each group's busiest process spends idle."""
 
     series: str
     variant: str
     replicas: float
+    #: Redis's cost per request is ``redis + redis_shared / users``.
     redis: float
+    redis_shared: float
     gateway: float
     issuer: float
     #: How many budget-bound cells of the series there are.
@@ -58,6 +69,8 @@ class ScaleCosts:
     idle: Mapping[str, float]
     #: The groups whose budget was full in one of the variant's cells: those that get a ceiling.
     limits: frozenset[str]
+    #: The pace the costs are at (CPU seconds per probe unit); None in a run without one.
+    pace: float | None
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -67,36 +80,78 @@ class ScaleCosts:
             "issuer": self.issuer,
         }
 
+    def redis_per_request(self, users: int) -> float:
+        return self.redis + self.redis_shared / max(1, users)
+
 
 def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
-    """Per series, the median cost of each group over the cells that group limited."""
+    """Per series, each group's cost over the cells that group limited, at the median pace."""
     by_variant: dict[str, list[CellResult]] = {}
     by_series: dict[str, list[CellResult]] = {}
     for result in results:
         if result.requests and result.budget_bound:
             by_variant.setdefault(result.variant, []).append(result)
             by_series.setdefault(result.series, []).append(result)
+    bound = [cell for cells in by_series.values() for cell in cells]
+    paces = [cell.pace for cell in bound if cell.pace]
+    pace = statistics.median(paces) if bound and len(paces) == len(bound) else None
     costs = {}
     for series, cells in by_series.items():
         variant = by_variant[cells[0].variant]
+        # Redis's curve needs the series' own cells where it was full, whatever else was.
+        redis_full = [cell for cell in cells if "redis" in cell.full_budgets()]
+        fixed, shared = _fixed_and_shared(
+            [
+                (cell.users, _at_pace("redis", cell, pace))
+                for cell in redis_full or limited_by("redis", cells, variant)
+            ]
+        )
         costs[series] = ScaleCosts(
             series=series,
             variant=cells[0].variant,
-            **{
-                group: statistics.median(
-                    cell.marginal_cpu_per_request(group)
-                    for cell in limited_by(group, cells, variant)
-                )
-                for group in GROUPS
-            },
+            replicas=_median_cost("replicas", cells, variant, pace),
+            redis=fixed,
+            redis_shared=shared,
+            gateway=_median_cost("gateway", cells, variant, pace),
+            issuer=_median_cost("issuer", cells, variant, pace),
             cells=len(cells),
             idle={
                 group: statistics.median(cell.idle_cores_of(group) for cell in cells)
                 for group in GROUPS
             },
             limits=frozenset(group for cell in variant for group in cell.full_budgets()),
+            pace=pace,
         )
     return costs
+
+
+def _at_pace(group: str, cell: CellResult, pace: float | None) -> float:
+    """The cell's cost for ``group`` as it would have been at ``pace``."""
+    cost = cell.marginal_cpu_per_request(group)
+    return cost * pace / cell.pace if pace and cell.pace else cost
+
+
+def _median_cost(
+    group: str, cells: Sequence[CellResult], variant: Sequence[CellResult], pace: float | None
+) -> float:
+    chosen = limited_by(group, cells, variant)
+    return statistics.median(_at_pace(group, cell, pace) for cell in chosen)
+
+
+def _fixed_and_shared(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """``fixed`` and ``shared`` of ``cost = fixed + shared / users`` by least squares over
+    (users, cost) points; neither below zero, and ``shared`` 0 for a single user count."""
+    if len({users for users, _ in points}) < 2:
+        return statistics.median(cost for _, cost in points), 0.0
+    xs = [1 / users for users, _ in points]
+    ys = [cost for _, cost in points]
+    slope, intercept = statistics.linear_regression(xs, ys)
+    if slope < 0:
+        return statistics.median(ys), 0.0
+    if intercept < 0:
+        # Through the origin: all of the cost is shared.
+        return 0.0, sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs)
+    return intercept, slope
 
 
 def limited_by(
@@ -118,17 +173,25 @@ class Prediction:
 
 
 def predict(
-    costs: ScaleCosts, budgets: CpuBudgets, replicas: int, shards: int, issuers: int = 1
+    costs: ScaleCosts,
+    budgets: CpuBudgets,
+    replicas: int,
+    users: int,
+    pace: float | None = None,
+    issuers: int = 1,
 ) -> Prediction:
+    """The rate ``replicas`` replicas serve to ``users`` users at ``pace`` (the costs' own pace
+    when not given)."""
+    slower = pace / costs.pace if pace and costs.pace else 1.0
     limits: dict[str, float] = {}
     for group, count, cores, cost in (
         ("replicas", replicas, budgets.replica, costs.replicas),
-        ("redis", max(1, shards), budgets.redis, costs.redis),
+        ("redis", 1, budgets.redis, costs.redis_per_request(users)),
         ("gateway", 1, budgets.gateway, costs.gateway),
         ("issuer", issuers, budgets.issuer, costs.issuer),
     ):
         if cost > NEGLIGIBLE and group in costs.limits:
-            limits[group] = count * max(0.0, cores - costs.idle.get(group, 0.0)) / cost
+            limits[group] = count * max(0.0, cores - costs.idle.get(group, 0.0)) / (cost * slower)
     if not limits:
         return Prediction(math.inf, "none")
     bound = min(limits, key=lambda group: limits[group])
@@ -161,7 +224,9 @@ def check(
     for result in results:
         if result.series not in costs:
             continue
-        prediction = predict(costs[result.series], budgets, result.replicas, result.shards)
+        prediction = predict(
+            costs[result.series], budgets, result.replicas, result.users, result.pace
+        )
         checks.append(
             Check(
                 series=result.series,

@@ -52,12 +52,13 @@ def _cells_section(results: Sequence[CellResult], calibration: Calibration | Non
         f"busiest node). Bound: the fullest budget when it is at least {FULL_BUDGET:.0%} used; "
         f"otherwise `machine` when under {IDLE_FLOOR:.0%} of the machine was idle, else `load "
         "generator`; and `logins in window` when users were still logging in after the warm-up. "
-        "Such cells are marked (*) and left out of the model's fit.",
+        "Such cells are marked (*) and left out of the model's fit. Pace: the CPU time of the "
+        "fixed unit of work run beside the load (higher: a slower machine).",
         "",
     ]
     header = ["series", "replicas", "req/s", "vs reference", "efficiency"]
     header += [f"{group} share" for group in GROUPS]
-    header += ["machine idle", "p95 ms", "failed", "bound"]
+    header += ["machine idle", "pace ms/unit", "p95 ms", "failed", "bound"]
     rows = []
     for result in results:
         shares = result.budget_shares()
@@ -71,6 +72,7 @@ def _cells_section(results: Sequence[CellResult], calibration: Calibration | Non
                 f"{efficiency.get((result.series, result.replicas), 0):.2f}",
                 *(f"{shares[group]:.0%}" if group in shares else "-" for group in GROUPS),
                 f"{result.idle_share:.0%}",
+                f"{result.pace * 1e3:.2f}" if result.pace else "-",
                 f"{result.p95_ms:g}",
                 f"{result.failures} / {result.requests:,}",
                 result.bound + ("" if result.budget_bound else " *"),
@@ -93,9 +95,19 @@ def _model_section(
             relative = f" ({seconds / reference:.2f} pings)" if reference else ""
             cells.append(f"{seconds * 1e6:,.0f}{relative}" if group else "")
         never = sorted(set(GROUPS) - cost.limits)
-        rows.append([cost.series, cost.cells, *cells, ", ".join(never) or "-"])
-    lines += ["CPU µs per request by group (in pings of the reference):", ""]
-    lines += table(["series", "cells fitted", *GROUPS, "never full: no ceiling"], rows)
+        shared = f"{cost.redis_shared * 1e6:,.0f}"
+        rows.append([cost.series, cost.cells, *cells, shared, ", ".join(never) or "-"])
+    median_pace = next((cost.pace for cost in costs.values() if cost.pace), None)
+    pace = f" at the run's median pace, {median_pace * 1e3:.2f} ms per unit" if median_pace else ""
+    lines += [
+        f"CPU µs per request by group{pace} (in pings of the reference); Redis's is "
+        "`redis + redis shared / users`:",
+        "",
+    ]
+    lines += table(
+        ["series", "cells fitted", *GROUPS, "redis shared (µs x users)", "never full: no ceiling"],
+        rows,
+    )
     lines += ["", "The model against every cell:", ""]
     lines += table(
         ["series", "replicas", "measured req/s", "model req/s", "error", "model: bound by"],
@@ -147,7 +159,8 @@ def rate_plot(
         cost = costs.get(series)
         if cost is not None:
             modelled = [
-                scale_model.predict(cost, budgets, count, cells[0].shards).rate for count in counts
+                scale_model.predict(cost, budgets, cell.replicas, cell.users, cell.pace).rate
+                for cell in cells
             ]
             axes.plot(counts, modelled, "--", color=colour, alpha=0.6)
     axes.set_xlabel("replicas")
