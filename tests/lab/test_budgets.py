@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from authscale.lab import budgets
-from authscale.lab.budgets import BudgetError, CgroupDriver, CpuBudgets
+from authscale.lab import budget_groups, budgets
+from authscale.lab.budget_groups import CgroupDriver
+from authscale.lab.budgets import BudgetError, CpuBudgets
 from authscale.lab.stack import processes, redis_node, supervisor
 from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import ProcessSpec
@@ -110,7 +111,7 @@ def test_v1_only_is_a_group_under_the_cpu_mount(tmp_path: Path) -> None:
     cpu = tmp_path / "cpu"
     cpu.mkdir()
     mounts = f"cgroup {tmp_path}/memory cgroup rw,memory 0 0\n" + v1_mount(cpu)
-    driver = budgets.driver("run-1", mounts=mounts, euid=0)
+    driver = budget_groups.driver("run-1", mounts=mounts, euid=0)
     assert isinstance(driver, CgroupDriver)
     assert (driver.version, driver.name, driver.parent) == (1, "cgroup v1", cpu / "authscale/run-1")
     assert driver.parent.is_dir()
@@ -119,7 +120,7 @@ def test_v1_only_is_a_group_under_the_cpu_mount(tmp_path: Path) -> None:
 def test_v1_place_writes_period_before_quota_and_release_removes_the_groups(
     tmp_path: Path,
 ) -> None:
-    driver = budgets.driver("run-1", mounts=v1_mount(tmp_path), euid=0)
+    driver = budget_groups.driver("run-1", mounts=v1_mount(tmp_path), euid=0)
     assert isinstance(driver, CgroupDriver)
     placement = driver.place("redis", 0.01, CpuBudgets())
     group = driver.parent / "redis"
@@ -142,7 +143,7 @@ def test_v2_with_the_cpu_controller_comes_first_and_enables_it_down_to_the_group
     cpu.mkdir()
     (unified / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
     mounts = v1_mount(cpu) + f"cgroup2 {unified} cgroup2 rw,nsdelegate 0 0\n"
-    driver = budgets.driver("run-2", mounts=mounts, euid=0)
+    driver = budget_groups.driver("run-2", mounts=mounts, euid=0)
     assert isinstance(driver, CgroupDriver)
     assert (driver.version, driver.parent) == (2, unified / "authscale/run-2")
     for level in (unified, unified / "authscale", driver.parent):
@@ -160,7 +161,7 @@ def test_v2_without_the_cpu_controller_falls_back_to_v1_and_leaves_nothing(
     # As on a hybrid machine: v1 holds the cpu controller, so v2 cannot offer it.
     (unified / "cgroup.controllers").write_text("pids\n")
     mounts = f"cgroup2 {unified} cgroup2 rw 0 0\n" + v1_mount(cpu)
-    driver = budgets.driver("run-3", mounts=mounts, euid=0)
+    driver = budget_groups.driver("run-3", mounts=mounts, euid=0)
     assert isinstance(driver, CgroupDriver) and driver.version == 1
     assert not (unified / "authscale").exists()
 
@@ -176,7 +177,7 @@ def test_v2_that_refuses_the_controller_midway_removes_the_levels_it_made(
     (unified / "authscale" / "cgroup.subtree_control").mkdir(parents=True)
     mounts = f"cgroup2 {unified} cgroup2 rw 0 0\n"
     with pytest.raises(BudgetError):
-        budgets.driver("run-4", mounts=mounts, euid=0)
+        budget_groups.driver("run-4", mounts=mounts, euid=0)
     assert not (unified / "authscale" / "run-4").exists()
 
 
@@ -185,7 +186,7 @@ def test_no_writable_group_and_no_user_systemd_says_how_to_run(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no systemd-run
     with pytest.raises(BudgetError) as refused:
-        budgets.driver("run-5", mounts=v1_mount(tmp_path), euid=1000)
+        budget_groups.driver("run-5", mounts=v1_mount(tmp_path), euid=1000)
     message = str(refused.value)
     assert "CPU budgets need control groups this user can write" in message
     assert "run as root" in message and "systemd-run --user" in message
@@ -200,7 +201,7 @@ def test_a_read_only_cgroup_mount_is_passed_over(
     missing = tmp_path / "not-mounted"  # mkdir under it fails, as on a read-only mount
     (tmp_path / "not-mounted").write_text("")
     with pytest.raises(BudgetError, match="control groups this user can write"):
-        budgets.driver("run-6", mounts=v1_mount(missing), euid=0)
+        budget_groups.driver("run-6", mounts=v1_mount(missing), euid=0)
 
 
 # -- the kernel ------------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def kernel_driver(tag: str) -> CgroupDriver:
     if os.geteuid() != 0:
         pytest.skip("placing processes in control groups needs root")
     try:
-        driver = budgets.driver(tag)
+        driver = budget_groups.driver(tag)
     except BudgetError as error:
         pytest.skip(f"no writable cpu controller: {error}")
     if not isinstance(driver, CgroupDriver) or driver.version != 1:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from authscale.core import servers
 from authscale.core.errors import ConfigError
-from authscale.lab import budgets
+from authscale.lab import budget_groups, budgets
 from authscale.lab.budgets import CpuBudgets
 from authscale.lab.stack import cluster, gateway, processes, redis_node, rundir, web
 from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
@@ -92,7 +92,7 @@ class LocalStack:
         self.specs: dict[str, ProcessSpec] = {}
         self.redis_password = ""
         self.cluster: LocalCluster | None = None
-        self.budget_driver: budgets.Driver | None = None
+        self.budget_driver: budget_groups.Driver | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -141,7 +141,7 @@ class LocalStack:
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
         self.redis_password = self._redis_password()
         if self.config.cpu_budgets is not None:
-            self.budget_driver = budgets.driver(f"{os.getpid()}-{self.run_dir.name}")
+            self.budget_driver = budget_groups.driver(f"{os.getpid()}-{self.run_dir.name}")
         try:
             self._start_redis()
             if self.config.demo_user:
@@ -213,7 +213,7 @@ class LocalStack:
         argv = [*placement.argv_prefix, *spec.argv]
         return dataclasses.replace(spec, argv=argv), placement.enter
 
-    def throttling(self) -> dict[str, budgets.Throttling]:
+    def throttling(self) -> dict[str, budget_groups.Throttling]:
         """Per running process, what the kernel reports of its budget (empty without budgets)."""
         if self.budget_driver is None:
             return {}

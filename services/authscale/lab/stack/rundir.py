@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from authscale.lab import budgets
+from authscale.lab import budget_groups
 from authscale.lab.stack import processes
 
 DEFAULT_RUN_DIR = Path(".authscale")
@@ -89,7 +89,7 @@ def stop_recorded(run_dir: Path) -> int:
     state = read_state(run_dir)
     groups = state.get("cpu_groups") if state else None
     if isinstance(groups, list):
-        budgets.remove_groups([Path(group) for group in groups])
+        budget_groups.remove_groups([Path(group) for group in groups])
     forget(run_dir)
     return stopped
 
