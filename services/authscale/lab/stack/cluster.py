@@ -55,9 +55,8 @@ def free_ports(host: str, count: int) -> list[int]:
     """``count`` free ports whose cluster bus ports are free too."""
     ports: list[int] = []
     while len(ports) < count:
-        port = processes.free_port(host)
-        bus = port + BUS_OFFSET
-        if port not in ports and bus < 65536 and processes.port_is_free(host, bus):
+        port = processes.free_port(host, span=BUS_OFFSET)
+        if port not in ports and processes.port_is_free(host, port + BUS_OFFSET):
             ports.append(port)
     return ports
 
@@ -66,11 +65,10 @@ def free_block(host: str, count: int) -> int:
     """The first of ``count`` consecutive free ports whose cluster bus ports are free too: what
     ``--redis-port`` takes for a cluster of ``count // 2`` shards."""
     while True:
-        first = processes.free_port(host)
-        ports = range(first, first + count)
-        if first + count + BUS_OFFSET < 65536 and all(
+        first = processes.free_port(host, span=count + BUS_OFFSET)
+        if all(
             processes.port_is_free(host, port) and processes.port_is_free(host, port + BUS_OFFSET)
-            for port in ports
+            for port in range(first, first + count)
         ):
             return first
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -204,10 +206,44 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+#: The lowest port :func:`free_port` hands out: above the well-known and registered servers.
+PORT_FLOOR = 10_000
+#: Where the kernel says which ports it picks for outgoing connections.
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Ports handed out lately by this process: not handed out again before their server binds.
+_handed_out: collections.deque[int] = collections.deque(maxlen=4096)
+
+
+def free_port(host: str = "127.0.0.1", span: int = 0) -> int:
+    """A port free now, below the kernel's ephemeral range, with ``port + span`` below it too.
+
+    A port the kernel picks (a bind to port 0) comes from the ephemeral range, where any
+    outgoing connection (Locust's, nginx's to its replicas, a Redis client's) may take it in
+    the moment before the server it was meant for binds it: a 26th cell of a scaling run once
+    lost its Redis node that way. Below the range, only a server asking for that port can.
+    """
+    low, _ = _ephemeral_range()
+    top = low - span
+    if top - PORT_FLOOR < 100:
+        raise StackError(
+            f"no ports below the ephemeral range ({low}, {EPHEMERAL_RANGE}) to hand out: lower "
+            f"its start or raise it above {PORT_FLOOR + span + 100}"
+        )
+    for _ in range(1000):
+        port = random.randrange(PORT_FLOOR, top)
+        if port not in _handed_out and port_is_free(host, port):
+            _handed_out.append(port)
+            return port
+    raise StackError(f"no free port on {host} between {PORT_FLOOR} and {top} in 1000 tries")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(value) for value in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        # Linux's default.
+        return 32768, 60999
+    return low, high
 
 
 def tail(path: Path, lines: int = 15) -> str:
