@@ -142,11 +142,12 @@ class ExperimentConfig(run.RunConfig):
         variants = [VARIANTS[name] for name in self.variants]
         return grid(variants, self.replicas, self.measured_servers, self.shards)
 
-    def stack_plan(self, cell: Cell, out: Path) -> StackPlan:
+    def stack_plan(self, cell: Cell, out: Path, attempt: int = 1) -> StackPlan:
+        """The cell's stack; a second attempt's in a folder of its own, beside the first's."""
         return StackPlan(
             label=cell.label,
             replicas=cell.stack_replicas(self.issuer_replicas),
-            run_dir=out / "stacks" / cell.slug,
+            run_dir=out / "stacks" / (cell.slug if attempt == 1 else f"{cell.slug}-{attempt}"),
             env={
                 **(run.BUDGETED_ENV if self.cpu_budgets else {}),
                 **self.env,
@@ -196,7 +197,13 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progres
             f"{config.warm_up:g} s warm-up + {config.seconds:g} s) "
             f"elapsed {run.clock(elapsed)}, about {run.clock(left)} left"
         )
-        result = run_cell(config, backend, cell, out)
+        try:
+            result = _run_cell_twice_at_most(config, backend, cell, out, progress)
+        except StackError:
+            if results:
+                path = _write_report(config, backend, out, results, None)
+                progress(f"the report of the {len(results)} cells measured before it: {path}")
+            raise
         progress(
             f"  {result.rate:,.0f} req/s, p95 {result.p95_ms:g} ms, {result.failures} failed; "
             f"CPU per request {result.cpu_per_request_total * 1e6:,.0f} µs"
@@ -206,7 +213,19 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progres
     calibration = Calibration(start, end, config.cpu_budgets) if start and end else None
     if calibration is not None and not calibration.steady:
         progress(f"the calibrations differ by {calibration.spread:.0%}: {calibration.describe()}")
-    report.write(
+    _write_report(config, backend, out, results, calibration)
+    progress(f"done in {run.elapsed(began)}: {out / 'report.md'}")
+    return out
+
+
+def _write_report(
+    config: ExperimentConfig,
+    backend: Backend,
+    out: Path,
+    results: Sequence[CellResult],
+    calibration: Calibration | None,
+) -> Path:
+    return report.write(
         out,
         results,
         config.describe(backend.describe()),
@@ -214,8 +233,19 @@ def _run_cells(config: ExperimentConfig, backend: Backend, progress: run.Progres
         budgets=config.cpu_budgets,
         calibration=calibration,
     )
-    progress(f"done in {run.elapsed(began)}: {out / 'report.md'}")
-    return out
+
+
+def _run_cell_twice_at_most(
+    config: ExperimentConfig, backend: Backend, cell: Cell, out: Path, progress: run.Progress
+) -> CellResult:
+    """A cell whose stack failed (never got ready, say) runs once more on a fresh one: an hour's
+    run is not lost to one stack. The second failure ends the run."""
+    try:
+        return run_cell(config, backend, cell, out)
+    except StackError as error:
+        first_line = str(error).splitlines()[0]
+        progress(f"  {cell.label} failed ({first_line}); once more on a fresh stack")
+        return run_cell(config, backend, cell, out, attempt=2)
 
 
 def _calibrate(
@@ -235,9 +265,11 @@ def _calibrate(
     return reference
 
 
-def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) -> CellResult:
+def run_cell(
+    config: ExperimentConfig, backend: Backend, cell: Cell, out: Path, attempt: int = 1
+) -> CellResult:
     """One cell: the backend's stack, seeded, loaded while sampling, then handed back."""
-    with backend.stack(config.stack_plan(cell, out)) as stack:
+    with backend.stack(config.stack_plan(cell, out, attempt)) as stack:
         users = config.users_of(cell)
         stack.seed(users)
         idle = _idle(stack) if config.cpu_budgets else {}
@@ -266,7 +298,7 @@ def run_cell(config: ExperimentConfig, backend: Backend, cell: Cell, out: Path) 
             idle,
             pace.pace(probe.readings, figures.started, figures.stopped),
         )
-        _write_processes(plan.output_prefix.parent / "processes.csv", result)
+        write_processes(plan.output_prefix.parent / "processes.csv", result)
         return result
 
 
@@ -310,7 +342,7 @@ def _write_timeline(path: Path, samples: Sequence[Sample]) -> None:
             )
 
 
-def _write_processes(path: Path, result: CellResult) -> None:
+def write_processes(path: Path, result: CellResult) -> None:
     """Each process's CPU over the window, its budget and its idle CPU: what the model's costs
     are fitted from, kept so that a model can be checked again against a committed run."""
     with path.open("w", newline="") as file:
