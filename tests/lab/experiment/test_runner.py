@@ -164,6 +164,16 @@ def test_a_budgeted_run_is_calibrated_and_models_every_cell(tmp_path: Path) -> N
     assert "## Budgets and calibration" in report and "## The model" in report
     assert "| session, 1 shard | 1 |" not in report  # one shard count: no shard in the name
     assert (out / "rps_vs_replicas.png").is_file()
+    # Every window and both calibrations carry the machine's pace.
+    assert all(row["pace_ms_per_unit"] > 0 for row in summary["cells"])
+    assert summary["calibration"]["start_pace_ms_per_unit"] > 0
+    assert summary["calibration"]["spread_at_one_pace"] is not None
+    # Read back from its folder, the run gives the same model.
+    assert main(["experiment", "--report-from", str(out)]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert [c["predicted"] for c in again["scale_model_check"]] == pytest.approx(
+        [c["predicted"] for c in summary["scale_model_check"]], rel=0.01
+    )
 
 
 def test_every_cell_runs_on_the_chosen_server(tmp_path: Path) -> None:

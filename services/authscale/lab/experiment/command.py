@@ -15,6 +15,7 @@ from pathlib import Path
 from authscale.core.servers import SERVERS
 from authscale.lab import run
 from authscale.lab.budgets import CpuBudgets, from_argument
+from authscale.lab.experiment import earlier_run
 from authscale.lab.experiment.growth_results import GrowthConfig
 from authscale.lab.experiment.runner import (
     DEFAULT_WEIGHTS,
@@ -97,6 +98,13 @@ def register_commands(commands: argparse._SubParsersAction[argparse.ArgumentPars
         help="the soak scenario's seconds of load (default %(default)s)",
     )
     parser.add_argument("--results-dir", type=Path, default=run.RunConfig.results_dir)
+    parser.add_argument(
+        "--report-from",
+        type=Path,
+        metavar="DIR",
+        help="scaling: write the report of the run in DIR again from its measurements (its "
+        "summary.json and raw/), with this version's model; runs nothing",
+    )
     parser.add_argument("--locustfile", type=Path, default=run.RunConfig.locustfile)
     parser.add_argument(
         "--backend",
@@ -234,6 +242,11 @@ def _run(args: argparse.Namespace) -> int:
                 command=str(shared["command"]),
             )
         )
+        return 0
+    if args.report_from is not None:
+        if chosen != "scaling":
+            raise StackError("--report-from reports a scaling run again; name no scenario")
+        print(earlier_run.load(args.report_from).report_again())
         return 0
     if chosen == "scaling":
         config = ExperimentConfig(

@@ -26,13 +26,16 @@ def write(
     plots: bool = True,
     budgets: CpuBudgets | None = None,
     calibration: Calibration | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> Path:
+    """Write the folder; ``environment`` is the machine's (:func:`machine.describe`) unless an
+    earlier run's is given."""
     out.mkdir(parents=True, exist_ok=True)
     costs = capacity.fit(results)
     checks = capacity.check(results, costs)
     scale_costs = scale_model.fit(results) if budgets else {}
     scale_checks = scale_model.check(results, scale_costs, budgets) if budgets else []
-    environment = machine.describe()
+    environment = dict(environment) if environment is not None else machine.describe()
     rows = [summary_row(result) for result in results]
     _write_csv(out / "summary.csv", rows)
     (out / "summary.json").write_text(
