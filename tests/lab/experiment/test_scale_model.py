@@ -266,3 +266,14 @@ def test_the_calibration_says_how_much_of_its_spread_the_pace_accounts_for() -> 
     assert moved.spread_at_one_pace == pytest.approx(0.0, abs=1e-9)
     assert "at the start's pace the spread would be 0.0%" in moved.describe()
     assert Calibration(Reference("10:00", 50, 2e-3), end, BUDGETS).spread_at_one_pace is None
+
+
+def test_efficiency_at_one_pace_takes_out_the_hosts_moves() -> None:
+    # Two replicas on a machine a fifth slower served 2 x 50 / 1.2: efficiency 0.83, at one
+    # pace 1.0.
+    usual = dataclasses.replace(cell(1, 50), pace=2.0e-3)
+    slow = dataclasses.replace(cell(2, 100 / 1.2, replica_us=2400), pace=2.4e-3)
+    assert scale_model.efficiency([usual, slow])[("session", 2)] == pytest.approx(1 / 1.2, rel=1e-2)
+    at_one_pace = scale_model.efficiency([usual, slow], at_one_pace=True)
+    assert at_one_pace[("session", 2)] == pytest.approx(1.0, rel=1e-2)
+    assert scale_model.efficiency([cell(1, 50), cell(2, 100)], at_one_pace=True) == {}

@@ -249,8 +249,20 @@ def largest_error(checks: Sequence[Check]) -> float | None:
     return max(errors) if errors else None
 
 
-def efficiency(results: Sequence[CellResult]) -> dict[tuple[str, int], float]:
-    """(series, replicas) -> rate at n replicas / (n x rate at the series' fewest replicas)."""
+def efficiency(
+    results: Sequence[CellResult], at_one_pace: bool = False
+) -> dict[tuple[str, int], float]:
+    """(series, replicas) -> rate at n replicas / (n x rate at the series' fewest replicas).
+
+    ``at_one_pace``: each rate first taken to one pace (times the cell's pace: a cell on a
+    machine a fifth slower served a fifth less), so that the host's moves between two cells do
+    not read as scaling; cells without a pace are left out."""
+
+    def rate(cell: CellResult) -> float | None:
+        if not at_one_pace:
+            return cell.rate
+        return cell.rate * cell.pace if cell.pace else None
+
     base: dict[str, CellResult] = {}
     for result in results:
         if result.series not in base or result.replicas < base[result.series].replicas:
@@ -258,7 +270,8 @@ def efficiency(results: Sequence[CellResult]) -> dict[tuple[str, int], float]:
     found = {}
     for result in results:
         first = base[result.series]
-        per_replica = first.rate / first.replicas if first.replicas else 0.0
-        if per_replica > 0:
-            found[(result.series, result.replicas)] = result.rate / (result.replicas * per_replica)
+        first_rate, this_rate = rate(first), rate(result)
+        if first_rate and this_rate is not None and first.replicas:
+            per_replica = first_rate / first.replicas
+            found[(result.series, result.replicas)] = this_rate / (result.replicas * per_replica)
     return found

@@ -44,6 +44,7 @@ def sections(
 
 def _cells_section(results: Sequence[CellResult], calibration: Calibration | None) -> list[str]:
     efficiency = scale_model.efficiency(results)
+    at_one_pace = scale_model.efficiency(results, at_one_pace=True)
     lines = [
         "## Cells",
         "",
@@ -53,10 +54,12 @@ def _cells_section(results: Sequence[CellResult], calibration: Calibration | Non
         f"otherwise `machine` when under {IDLE_FLOOR:.0%} of the machine was idle, else `load "
         "generator`; and `logins in window` when users were still logging in after the warm-up. "
         "Such cells are marked (*) and left out of the model's fit. Pace: the CPU time of the "
-        "fixed unit of work run beside the load (higher: a slower machine).",
+        "fixed unit of work run beside the load (higher: a slower machine); efficiency at one "
+        "pace takes each cell's rate to one pace first (rate x pace), so that the host's moves "
+        "between two cells do not read as scaling.",
         "",
     ]
-    header = ["series", "replicas", "req/s", "vs reference", "efficiency"]
+    header = ["series", "replicas", "req/s", "vs reference", "efficiency", "at one pace"]
     header += [f"{group} share" for group in GROUPS]
     header += ["machine idle", "pace ms/unit", "p95 ms", "failed", "bound"]
     rows = []
@@ -70,6 +73,7 @@ def _cells_section(results: Sequence[CellResult], calibration: Calibration | Non
                 f"{result.rate:,.0f}",
                 relative,
                 f"{efficiency.get((result.series, result.replicas), 0):.2f}",
+                _two_places(at_one_pace.get((result.series, result.replicas))),
                 *(f"{shares[group]:.0%}" if group in shares else "-" for group in GROUPS),
                 f"{result.idle_share:.0%}",
                 f"{result.pace * 1e3:.2f}" if result.pace else "-",
@@ -79,6 +83,10 @@ def _cells_section(results: Sequence[CellResult], calibration: Calibration | Non
             ]
         )
     return lines + table(header, rows) + [""]
+
+
+def _two_places(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _model_section(
