@@ -22,7 +22,8 @@ from authscale.core.servers import DEFAULT_SERVER
 from authscale.lab.budgets import CpuBudgets
 from authscale.lab.experiment import report
 from authscale.lab.experiment.calibration import Calibration, Reference
-from authscale.lab.experiment.cells import COMPONENTS, Cell, CellResult, Variant
+from authscale.lab.experiment.cells import COMPONENTS, Cell, CellResult
+from authscale.lab.experiment.runner import VARIANTS
 from authscale.lab.stack.processes import StackError
 
 #: ``replica 0.1 core (2 ms per 20 ms)``: one budget as :meth:`CpuBudgets.describe` writes it.
@@ -62,14 +63,15 @@ def load(folder: Path) -> EarlierRun:
     named_server = len({row.get("server", DEFAULT_SERVER) for row in rows}) > 1
     cores = float(summary.get("environment", {}).get("cores usable", 2))
     results = [_cell(folder, row, named_shards, named_server, cores) for row in rows]
+    budgets = _budgets(summary.get("budgets"))
     return EarlierRun(
         folder=folder,
         results=results,
         settings=summary["settings"],
         environment=summary.get("environment", {}),
         command=summary["command"],
-        budgets=_budgets(summary.get("budgets")),
-        calibration=_calibration(summary.get("calibration"), _budgets(summary.get("budgets"))),
+        budgets=budgets,
+        calibration=_calibration(summary.get("calibration"), budgets),
     )
 
 
@@ -77,9 +79,11 @@ def _cell(
     folder: Path, row: Mapping[str, object], named_shards: bool, named_server: bool, cores: float
 ) -> CellResult:
     name = str(row["variant"])
-    role = "session" if name == "session" else "token"
+    if name not in VARIANTS:
+        raise StackError(f"{name!r} is not a variant of this checkout: {', '.join(VARIANTS)}")
+    role = VARIANTS[name].role
     cell = Cell(
-        Variant(name, role),
+        VARIANTS[name],
         int(str(row["replicas"])),
         str(row.get("server", DEFAULT_SERVER)),
         named_server,
