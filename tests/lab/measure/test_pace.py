@@ -34,3 +34,19 @@ def test_the_probe_measures_units_while_it_runs() -> None:
 
 def test_a_unit_is_the_same_work_every_time() -> None:
     assert pace.unit() == pace.unit()
+
+
+@pytest.mark.parametrize(
+    ("window", "interval"),
+    [(None, pace.INTERVAL), (30.0, pace.INTERVAL), (2.0, 0.05), (0.1, pace.MIN_INTERVAL)],
+)
+def test_a_short_window_runs_units_more_often(window: float | None, interval: float) -> None:
+    assert pace.interval_for(window) == pytest.approx(interval)
+
+
+def test_a_two_second_window_has_a_pace() -> None:
+    # A test's calibration runs for 2 s: at one unit per 100 ms it would fall short of MIN_UNITS.
+    began = time.time()
+    with pace.Probe(seconds=30, window=2) as probe:
+        time.sleep(2.5)
+    assert pace.pace(probe.readings, began, time.time()) is not None

@@ -119,7 +119,7 @@ def measure(
         # A short warm-up: the first requests import and allocate.
         wrk.run(url + ROUTE, seconds=2, connections=CONNECTIONS)
         before = stack.sample(os.getpid())[0]
-        with pace.Probe(seconds + PROBE_GRACE) as probe:
+        with pace.Probe(seconds + PROBE_GRACE, window=seconds) as probe:
             result = wrk.run(url + ROUTE, seconds=seconds, connections=CONNECTIONS)
         after = stack.sample(os.getpid())[0]
     used = after.minus(before).processes.get("token-1", 0.0)

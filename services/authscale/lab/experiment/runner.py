@@ -285,7 +285,7 @@ def run_cell(
             locustfile=config.locustfile,
         )
         plan.output_prefix.parent.mkdir(parents=True, exist_ok=True)
-        with pace.Probe(plan.run_time + LOAD_GRACE) as probe:
+        with pace.Probe(plan.run_time + LOAD_GRACE, window=config.seconds) as probe:
             samples = _load_while_sampling(stack, plan)
         figures = load.read_figures(plan)
         _write_timeline(plan.output_prefix.parent / "cpu_timeline.csv", samples)

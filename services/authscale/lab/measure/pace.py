@@ -11,8 +11,8 @@ which does carry (:mod:`authscale.lab.experiment.scale_model`).
 The unit is the interpreter work a replica does per request (dicts, JSON, small loops), run
 after a sleep so that it starts with cold caches, as a replica's request does.
 
-Run as ``python -m authscale.lab.measure.pace SECONDS``: it prints ``<wall time> <CPU ns>`` per
-unit and stops after ``SECONDS`` (or when terminated).
+Run as ``python -m authscale.lab.measure.pace SECONDS [INTERVAL]``: it prints
+``<wall time> <CPU ns>`` per unit and stops after ``SECONDS`` (or when terminated).
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from types import TracebackType
 
 #: Seconds between the starts of two units: a unit takes a few milliseconds.
 INTERVAL = 0.1
+#: The shortest interval a short window may ask for (a unit every 25 ms is about 8 % of a core).
+MIN_INTERVAL = 0.025
 #: Fewer units than this in a window give no pace: a median of a handful is noise.
 MIN_UNITS = 20
 
@@ -59,6 +61,15 @@ def parse(text: str) -> list[Reading]:
     return readings
 
 
+def interval_for(window: float | None) -> float:
+    """The interval that fits twice :data:`MIN_UNITS` units into a window of ``window`` seconds,
+    never longer than :data:`INTERVAL` nor shorter than :data:`MIN_INTERVAL`: a window of 2 s
+    (a test's calibration) gets a pace, not None."""
+    if window is None:
+        return INTERVAL
+    return max(MIN_INTERVAL, min(INTERVAL, window / (2 * MIN_UNITS)))
+
+
 def pace(readings: Sequence[Reading], start: float, stop: float) -> float | None:
     """The median CPU seconds of the units that ran between ``start`` and ``stop``."""
     inside = [r.cpu_seconds for r in readings if start <= r.at <= stop]
@@ -66,16 +77,21 @@ def pace(readings: Sequence[Reading], start: float, stop: float) -> float | None
 
 
 class Probe:
-    """The probe as a child process for the length of a ``with`` block."""
+    """The probe as a child process for the length of a ``with`` block.
 
-    def __init__(self, seconds: float) -> None:
+    ``seconds`` bounds the probe's life; ``window`` is the length of the window whose pace is
+    wanted, which sets how often a unit runs (:func:`interval_for`).
+    """
+
+    def __init__(self, seconds: float, window: float | None = None) -> None:
         self.seconds = seconds
+        self.interval = interval_for(window)
         self.readings: list[Reading] = []
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Probe:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, f"{self.seconds:g}"],
+            [sys.executable, "-m", __name__, f"{self.seconds:g}", f"{self.interval:g}"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -93,16 +109,16 @@ class Probe:
         self.readings = parse(output)
 
 
-def main(seconds: float) -> None:
+def main(seconds: float, interval: float = INTERVAL) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         began = time.thread_time_ns()
         unit()
         spent = time.thread_time_ns() - began
         print(f"{time.time():.6f} {spent}", flush=True)
-        time.sleep(INTERVAL)
+        time.sleep(interval)
 
 
 if __name__ == "__main__":
     with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
-        main(float(sys.argv[1]))
+        main(float(sys.argv[1]), float(sys.argv[2]) if len(sys.argv) > 2 else INTERVAL)
