@@ -277,3 +277,18 @@ def test_efficiency_at_one_pace_takes_out_the_hosts_moves() -> None:
     at_one_pace = scale_model.efficiency([usual, slow], at_one_pace=True)
     assert at_one_pace[("session", 2)] == pytest.approx(1.0, rel=1e-2)
     assert scale_model.efficiency([cell(1, 50), cell(2, 100)], at_one_pace=True) == {}
+
+
+def test_redis_curve_is_read_only_over_the_users_it_was_fitted_on() -> None:
+    # Full at 24, 48 and 96 users; a cell of 12 users, where Redis was never seen full, takes
+    # the cost at 24 rather than the curve's 2,160 / 12 extrapolated.
+    costs_at = {n: 10 + 2160 / (12 * n) for n in (2, 4, 8)}
+    full = [
+        cell(n, 0.01 / (costs_at[n] * 1e-6), redis_us=costs_at[n], idle_redis=0.0, replica_us=500)
+        for n in (2, 4, 8)
+    ]
+    costs = scale_model.fit(full)["session"]
+    assert costs.redis_users == (24, 96)
+    assert costs.redis_per_request(12) == pytest.approx(costs.redis_per_request(24))
+    assert costs.redis_per_request(192) == pytest.approx(costs.redis_per_request(96))
+    assert costs.redis_per_request(48) == pytest.approx((10 + 2160 / 48) * 1e-6, rel=0.02)

@@ -23,6 +23,9 @@ stream) is most of its cost, and it is shared by however many requests arrived w
 throttled: with every simulated user keeping one request in flight, about as many as there are
 users. So Redis's cost per request is ``fixed + shared / users``, fitted by least squares over
 the series' cells where Redis's budget was full (a constant where they hold one user count).
+The curve is read only over the user counts it was fitted on: below the fewest, ``shared /
+users`` would grow without bound where Redis was never seen full, so a cell with fewer users
+takes the cost at the fewest (and one with more, at the most).
 
 A cost is fitted over the series' cells (a variant at one shard count) that a budget bounded
 (the others are marked and left out): a replica's client for four Redis masters spends more per
@@ -71,6 +74,8 @@ class ScaleCosts:
     limits: frozenset[str]
     #: The pace the costs are at (CPU seconds per probe unit); None in a run without one.
     pace: float | None
+    #: The fewest and the most users of the cells Redis's curve was fitted on.
+    redis_users: tuple[int, int] = (1, 1)
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -81,7 +86,8 @@ class ScaleCosts:
         }
 
     def redis_per_request(self, users: int) -> float:
-        return self.redis + self.redis_shared / max(1, users)
+        fewest, most = self.redis_users
+        return self.redis + self.redis_shared / min(max(users, fewest, 1), max(most, 1))
 
 
 def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
@@ -100,11 +106,9 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
         variant = by_variant[cells[0].variant]
         # Redis's curve needs the series' own cells where it was full, whatever else was.
         redis_full = [cell for cell in cells if "redis" in cell.full_budgets()]
+        redis_cells = redis_full or limited_by("redis", cells, variant)
         fixed, shared = _fixed_and_shared(
-            [
-                (cell.users, _at_pace("redis", cell, pace))
-                for cell in redis_full or limited_by("redis", cells, variant)
-            ]
+            [(cell.users, _at_pace("redis", cell, pace)) for cell in redis_cells]
         )
         costs[series] = ScaleCosts(
             series=series,
@@ -121,6 +125,10 @@ def fit(results: Sequence[CellResult]) -> dict[str, ScaleCosts]:
             },
             limits=frozenset(group for cell in variant for group in cell.full_budgets()),
             pace=pace,
+            redis_users=(
+                min(cell.users for cell in redis_cells),
+                max(cell.users for cell in redis_cells),
+            ),
         )
     return costs
 

@@ -104,16 +104,25 @@ def _model_section(
             cells.append(f"{seconds * 1e6:,.0f}{relative}" if group else "")
         never = sorted(set(GROUPS) - cost.limits)
         shared = f"{cost.redis_shared * 1e6:,.0f}"
-        rows.append([cost.series, cost.cells, *cells, shared, ", ".join(never) or "-"])
+        fewest, most = cost.redis_users
+        users = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+        rows.append([cost.series, cost.cells, *cells, shared, users, ", ".join(never) or "-"])
     median_pace = next((cost.pace for cost in costs.values() if cost.pace), None)
     pace = f" at the run's median pace, {median_pace * 1e3:.2f} ms per unit" if median_pace else ""
     lines += [
         f"CPU µs per request by group{pace} (in pings of the reference); Redis's is "
-        "`redis + redis shared / users`:",
+        "`redis + redis shared / users`, with users held to the counts it was fitted on:",
         "",
     ]
     lines += table(
-        ["series", "cells fitted", *GROUPS, "redis shared (µs x users)", "never full: no ceiling"],
+        [
+            "series",
+            "cells fitted",
+            *GROUPS,
+            "redis shared (µs x users)",
+            "redis fitted on users",
+            "never full: no ceiling",
+        ],
         rows,
     )
     lines += ["", "The model against every cell:", ""]
