@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from authscale.lab.faults import latency
 from authscale.lab.faults.checks import ScenarioResult
 from authscale.lab.faults.latency import LatencyHistory
 from authscale.lab.faults.report import timeline_plot
@@ -85,3 +86,24 @@ def test_the_report_plots_latency_beside_the_answers(history: Path, tmp_path: Pa
     # Without a history the answers are still drawn, the latency panels say why they are empty.
     result.timeline = Timeline(timeline.rows)
     assert timeline_plot(tmp_path / "no-history.png", result).stat().st_size > 0
+
+
+def test_quiet_for_counts_the_seconds_since_the_last_login_answered(tmp_path: Path) -> None:
+    path = tmp_path / "load_stats_history.csv"
+    assert latency.quiet_for(path, "login") is None  # Locust has not written it yet
+    path.write_text(HEADER + row(100, "session dashboard", "2", "5", "9", 10))
+    assert latency.quiet_for(path, "login") is None  # no login yet
+    rows = [
+        row(100, "session login", "40", "80", "90", 5),
+        row(101, "token login", "40", "80", "90", 3),
+        row(102, "session login", "40", "80", "90", 8),
+        row(103, "token login", "40", "80", "90", 3),
+        row(105, "session login", "40", "80", "90", 8),
+        row(106, "session dashboard", "2", "5", "9", 300),
+    ]
+    path.write_text(HEADER + "".join(rows))
+    # The last login total to move was session's at 102; the history reaches 106.
+    assert latency.quiet_for(path, "login") == 4
+    # A line Locust is still writing is left out, whatever it holds.
+    path.write_text(HEADER + "".join(rows) + "107,10,POST,session login,0,0,4")
+    assert latency.quiet_for(path, "login") == 4

@@ -110,6 +110,8 @@ def test_a_replica_lost_under_budgets_meets_its_targets_and_reports_its_rates(
     out = run_faults(config, chosen, progress=lambda line: None, collect=results)
     result = results["replica-loss"]
     assert_targets_met(result)
+    # The kill waited for the users' logins, so that the rate before it is a steady one.
+    assert "logins settled" in [label for _, label in result.marks]
     # Whether the survivors' rate dropped is a measured target: present, not asserted.
     assert any(check.measured and "survivors" in check.target for check in result.checks)
     assert {"session_dashboard/s_before_the_kill", "token_dashboard/s_while_away"} <= set(

@@ -87,6 +87,37 @@ class LatencyHistory:
         return any(sample.name == name for sample in self.samples)
 
 
+def quiet_for(path: Path, word: str) -> int | None:
+    """Seconds the history has held every request name containing ``word`` unchanged: how
+    long since the last of them was answered. None while the history has no such name yet.
+
+    Locust writes the file while it runs (flushing every few seconds), so a line it is still
+    writing is left out.
+    """
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    lines = text.splitlines(keepends=True)
+    complete = [line for line in lines if line.endswith("\n")]
+    newest = None
+    totals: dict[str, int] = {}
+    changed = None
+    for row in csv.DictReader(complete):
+        try:
+            second, total = int(row["Timestamp"]), int(row["Total Request Count"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        newest = second
+        name = row.get("Name") or ""
+        if word in name and totals.get(name) != total:
+            totals[name] = total
+            changed = second
+    if newest is None or changed is None:
+        return None
+    return newest - changed
+
+
 def _number(text: str) -> float:
     """Locust writes ``N/A`` for a percentile of no answers."""
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from authscale.lab import load, run
 from authscale.lab.backend import LOAD_LOGIN_LIMIT, Backend, Stack, StackPlan
+from authscale.lab.faults import latency
 from authscale.lab.faults import report as fault_report
 from authscale.lab.faults.checks import ScenarioResult
 from authscale.lab.faults.config import FaultConfig
@@ -31,6 +32,8 @@ from authscale.lab.stack.processes import StackError
 #: Bounds on a fault: at most this long, and the load runs on this long after it.
 MAX_FAULT = 300.0
 AFTER_FAULT = 5.0
+#: How long past ``fault_at`` a fault waits at most for the load's logins to end.
+MAX_SETTLE = 120.0
 
 
 class FaultRun:
@@ -112,8 +115,14 @@ class FaultRun:
         tag: str = "load",
         weights: Mapping[str, int] | None = None,
         warm_up: float = 0.0,
+        settle: bool = False,
     ) -> Timeline:
         """Load the stack; call ``fault`` ``fault_at`` seconds in; return the answers' counts.
+
+        With ``settle`` the fault also waits, up to :data:`MAX_SETTLE` seconds more, until no
+        login has been answered for ``outage`` seconds: a scenario that compares the rate
+        before the fault with the rate during it needs a steady rate before it, and under CPU
+        budgets the users' logins take longer than ``fault_at``.
 
         The load lasts ``seconds``, or until ``AFTER_FAULT`` seconds after ``fault`` returns if
         that is later (a rolling restart takes as long as it takes); Locust stops on SIGTERM,
@@ -121,6 +130,7 @@ class FaultRun:
         """
         seconds = seconds if seconds is not None else self.config.seconds
         timeline_path = self.raw / f"{tag}-timeline.csv"
+        history_path = self.raw / f"{tag}_stats_history.csv"
         plan = load.LocustPlan(
             host=self.stack.gateway_url,
             variant=variant,
@@ -140,6 +150,8 @@ class FaultRun:
             began = time.monotonic()
             self.mark("load starts")
             locust.wait(began + self.config.fault_at)
+            if settle:
+                self._until_logins_end(locust, history_path)
             if not locust.running():
                 raise StackError(f"Locust stopped before the fault; read {plan.log_file}")
             fault()
@@ -147,9 +159,21 @@ class FaultRun:
             self.mark("load ends")
             locust.stop()
         locust.check(timeline_path)
-        history_path = self.raw / f"{tag}_stats_history.csv"
-        latency = LatencyHistory.read(history_path) if history_path.is_file() else None
-        return replace(Timeline.read(timeline_path), latency=latency)
+        history = LatencyHistory.read(history_path) if history_path.is_file() else None
+        return replace(Timeline.read(timeline_path), latency=history)
+
+    def _until_logins_end(self, locust: load.Locust, history: Path) -> None:
+        """Until Locust's history shows no login for ``outage`` seconds (at least 2), at most
+        :data:`MAX_SETTLE` seconds; marks which of the two ended the wait."""
+        steady = max(self.config.outage, 2.0)
+        deadline = time.monotonic() + MAX_SETTLE
+        while time.monotonic() < deadline and locust.running():
+            quiet = latency.quiet_for(history, "login")
+            if quiet is not None and quiet >= steady:
+                self.mark("logins settled")
+                return
+            locust.wait(time.monotonic() + 1.0)
+        self.mark(f"logins still running {MAX_SETTLE:g} s past the fault time")
 
 
 Scenario = Callable[[FaultRun], ScenarioResult]

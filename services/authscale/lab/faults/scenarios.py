@@ -134,7 +134,7 @@ def replica_loss(run: FaultRun) -> ScenarioResult:
                 back[name] = _back_in_rotation(run, name)
             moments["back"] = time.time()
 
-        timeline = run.under_load(fault)
+        timeline = run.under_load(fault, settle=True)
         moments["load ends"] = time.time()
         after_session = probes.session_statuses()
         after_token = probes.token_statuses()
