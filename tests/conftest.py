@@ -28,7 +28,8 @@ from hypothesis import settings as hypothesis_settings
 from authscale.core.redis_url import cluster_address, is_cluster
 from authscale.core.settings import PasswordSettings, RedisSettings, Settings
 from authscale.core.storage import RedisStore
-from authscale.lab.stack.local import ROLE_PORT_OFFSETS, LocalStack, StackConfig
+from authscale.lab.stack.config import ROLE_PORT_OFFSETS, StackConfig
+from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import free_port
 from authscale.login.passwords import Passwords
 from authscale.login.users import Users

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from authscale.lab.stack import processes, rundir
-from authscale.lab.stack.local import DEMO_USER
+from authscale.lab.stack.config import DEMO_USER
 from authscale.lab.stack.processes import free_port
 
 pytestmark = pytest.mark.lab

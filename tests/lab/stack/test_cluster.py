@@ -18,7 +18,7 @@ from authscale.core.settings import RedisSettings
 from authscale.core.storage import RedisStore
 from authscale.lab.stack import clients, cluster, processes, redis_node, topology
 from authscale.lab.stack.cluster import ClusterConfig, LocalCluster
-from authscale.lab.stack.local import StackConfig
+from authscale.lab.stack.config import StackConfig
 from authscale.lab.stack.processes import StackError
 from authscale.tokens.denylist import ACL_USER
 from tests.lab.stack.test_local import alive, authscale, recorded_pids

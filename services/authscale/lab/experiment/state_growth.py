@@ -33,7 +33,8 @@ from authscale.lab import run
 from authscale.lab.experiment.growth_report import write_report
 from authscale.lab.experiment.growth_results import GrowthConfig, Latency, SizeResult
 from authscale.lab.stack.cluster import free_block
-from authscale.lab.stack.local import DEMO_USER, LocalStack, StackConfig
+from authscale.lab.stack.config import DEMO_USER, StackConfig
+from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import StackError, free_port
 from authscale.session.store import CREATE_SCRIPT, Sessions, index_key
 from authscale.tokens.refresh import START_SCRIPT, RefreshTokens, family_key, user_index_key

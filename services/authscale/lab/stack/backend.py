@@ -20,7 +20,8 @@ from authscale.core.storage import RedisStore
 from authscale.lab.backend import ROLES, Sample, StackPlan
 from authscale.lab.measure import commandstats, cpu
 from authscale.lab.stack.cluster import free_block
-from authscale.lab.stack.local import LocalStack, StackConfig
+from authscale.lab.stack.config import StackConfig
+from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import StackError, free_port
 from authscale.login.command import seed_users
 from authscale.login.passwords import Passwords

@@ -12,7 +12,7 @@ import urllib.request
 from http.cookies import SimpleCookie
 from typing import Any
 
-from authscale.lab.stack.local import DEMO_USER
+from authscale.lab.stack.config import DEMO_USER
 from authscale.lab.stack.processes import StackError
 
 SESSION_COOKIE = "authscale_session"

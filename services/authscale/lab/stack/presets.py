@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from authscale.lab.stack.config import ROLE_PORT_OFFSETS, StackConfig, gateway_config
 from authscale.lab.stack.gateway import (
     POD_NAMESERVER,
     RENDERED_COPIES,
@@ -18,7 +19,6 @@ from authscale.lab.stack.gateway import (
     kubernetes_config,
     render,
 )
-from authscale.lab.stack.local import ROLE_PORT_OFFSETS, StackConfig, gateway_config
 
 TARGETS = ("local", *RENDERED_COPIES)
 

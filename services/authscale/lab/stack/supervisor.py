@@ -12,9 +12,9 @@ from types import FrameType
 
 from authscale.core import servers
 from authscale.lab.budgets import from_argument
-from authscale.lab.stack import local as stack
 from authscale.lab.stack import rundir, web
-from authscale.lab.stack.local import LocalStack, StackConfig
+from authscale.lab.stack.config import DEFAULT_RUN_DIR, StackConfig
+from authscale.lab.stack.local import LocalStack
 from authscale.lab.stack.processes import StackError
 
 
@@ -84,7 +84,7 @@ def _run_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run-dir",
         type=Path,
-        default=Path(os.environ.get("AUTHSCALE_RUN_DIR", stack.DEFAULT_RUN_DIR)),
+        default=Path(os.environ.get("AUTHSCALE_RUN_DIR", DEFAULT_RUN_DIR)),
         help="logs, Redis data and state (default .authscale, or AUTHSCALE_RUN_DIR)",
     )
 
