@@ -75,7 +75,7 @@ class ScaleCosts:
     #: The pace the costs are at (CPU seconds per probe unit); None in a run without one.
     pace: float | None
     #: The fewest and the most users of the cells Redis's curve was fitted on.
-    redis_users: tuple[int, int] = (1, 1)
+    redis_users: tuple[int, int]
 
     def as_dict(self) -> dict[str, float]:
         return {
