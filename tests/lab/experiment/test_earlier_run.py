@@ -33,6 +33,8 @@ def test_the_committed_run_reads_back_cell_by_cell(tmp_path: Path) -> None:
     run = earlier_run.load(folder)
     assert run.budgets == CpuBudgets()
     assert run.calibration is not None and run.calibration.start.rate == pytest.approx(55.4)
+    # A run from before each end's CPU per ping was recorded: both ends get the mean.
+    assert run.calibration.start.cpu_per_request == run.calibration.end.cpu_per_request == 1960e-6
     assert len(run.results) == len(before["cells"]) == 28
     for result, row in zip(run.results, before["cells"], strict=True):
         assert (result.variant, result.replicas, result.shards) == (

@@ -265,6 +265,7 @@ def test_the_calibration_says_how_much_of_its_spread_the_pace_accounts_for() -> 
     assert not moved.steady
     assert moved.spread_at_one_pace == pytest.approx(0.0, abs=1e-9)
     assert "at the start's pace the spread would be 0.0%" in moved.describe()
+    assert "CPU per ping 2,000 then 2,400 µs" in moved.describe()
     assert Calibration(Reference("10:00", 50, 2e-3), end, BUDGETS).spread_at_one_pace is None
 
 

@@ -83,8 +83,15 @@ class Calibration:
             f"connections: {self.start.rate:,.1f} req/s at the start ({self.start.at}), "
             f"{self.end.rate:,.1f} req/s at the end ({self.end.at}); spread "
             f"{self.spread:.1%} ({'within' if self.steady else 'OVER'} {MAX_SPREAD:.0%})"
+            + self._cpu()
             + self._paces()
         )
+
+    def _cpu(self) -> str:
+        start, end = self.start.cpu_per_request, self.end.cpu_per_request
+        if not (start and end) or start == end:
+            return ""
+        return f"; CPU per ping {start * 1e6:,.0f} then {end * 1e6:,.0f} µs"
 
     def _paces(self) -> str:
         at_one_pace = self.spread_at_one_pace

@@ -178,14 +178,27 @@ def _budgets(text: object) -> CpuBudgets | None:
 def _calibration(data: object, budgets: CpuBudgets | None) -> Calibration | None:
     if not isinstance(data, dict):
         return None
-    cpu = float(data["cpu_us_per_ping"]) * 1e-6
+    both = float(data["cpu_us_per_ping"]) * 1e-6
 
     def pace(key: str) -> float | None:
         value = data.get(key)
         return float(value) / 1e3 if value else None
 
+    def cpu(key: str) -> float:
+        # Runs before each end's own was recorded have only the two's mean.
+        value = data.get(key)
+        return float(value) * 1e-6 if value else both
+
     start = Reference(
-        str(data["start_at"]), float(data["start_rps"]), cpu, pace("start_pace_ms_per_unit")
+        str(data["start_at"]),
+        float(data["start_rps"]),
+        cpu("start_cpu_us_per_ping"),
+        pace("start_pace_ms_per_unit"),
     )
-    end = Reference(str(data["end_at"]), float(data["end_rps"]), cpu, pace("end_pace_ms_per_unit"))
+    end = Reference(
+        str(data["end_at"]),
+        float(data["end_rps"]),
+        cpu("end_cpu_us_per_ping"),
+        pace("end_pace_ms_per_unit"),
+    )
     return Calibration(start, end, budgets)

@@ -94,6 +94,9 @@ def _calibration_dict(calibration: Calibration | None) -> dict[str, object] | No
         "start_at": calibration.start.at,
         "end_at": calibration.end.at,
         "cpu_us_per_ping": round(calibration.cpu_per_request * 1e6, 1),
+        # Each end's own: whether the rate moved with the CPU a ping took (the host's speed).
+        "start_cpu_us_per_ping": round(calibration.start.cpu_per_request * 1e6, 1),
+        "end_cpu_us_per_ping": round(calibration.end.cpu_per_request * 1e6, 1),
         "spread": round(calibration.spread, 4),
         "start_pace_ms_per_unit": _ms(calibration.start.pace),
         "end_pace_ms_per_unit": _ms(calibration.end.pace),
