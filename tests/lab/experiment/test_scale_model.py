@@ -4,6 +4,7 @@ calibration, and the grid of variants x shards x replicas."""
 from __future__ import annotations
 
 import dataclasses
+import statistics
 
 import pytest
 
@@ -293,3 +294,24 @@ def test_redis_curve_is_read_only_over_the_users_it_was_fitted_on() -> None:
     assert costs.redis_per_request(12) == pytest.approx(costs.redis_per_request(24))
     assert costs.redis_per_request(192) == pytest.approx(costs.redis_per_request(96))
     assert costs.redis_per_request(48) == pytest.approx((10 + 2160 / 48) * 1e-6, rel=0.02)
+
+
+def test_redis_curve_is_fitted_by_relative_error() -> None:
+    # Session on one shard in the run of 09:19: Redis full from 12 to 96 users, its cost per
+    # request flattening at 96. A plain least-squares fit lets 12 users' 197 us set the slope
+    # and misses 96 users' 45 us by 14.5 %; the relative fit spreads the misses evenly.
+    points = [(12, 197e-6), (24, 103e-6), (48, 55e-6), (96, 45e-6)]
+
+    def misses(fixed: float, shared: float) -> list[float]:
+        return [abs((fixed + shared / users) / cost - 1) for users, cost in points]
+
+    slope, intercept = statistics.linear_regression(
+        [1 / u for u, _ in points], [c for _, c in points]
+    )
+    plain = misses(intercept, slope)
+    relative = misses(*scale_model._fixed_and_shared(points))
+    assert plain[-1] > 0.14 and relative[-1] < 0.1
+    assert max(relative) < max(plain)
+    # Exact points come back exactly, and a falling curve never gets a negative part.
+    assert scale_model._fixed_and_shared([(10, 3e-6), (20, 2e-6)]) == pytest.approx((1e-6, 2e-5))
+    assert scale_model._fixed_and_shared([(10, 1e-6), (20, 2e-6)]) == (1.5e-6, 0.0)

@@ -21,8 +21,9 @@ beside the load (:mod:`authscale.lab.measure.pace`). Costs are fitted at the run
 Redis's work per wake-up (the event loop's turn, the append-only file's write, the replication
 stream) is most of its cost, and it is shared by however many requests arrived while it was
 throttled: with every simulated user keeping one request in flight, about as many as there are
-users. So Redis's cost per request is ``fixed + shared / users``, fitted by least squares over
-the series' cells where Redis's budget was full (a constant where they hold one user count).
+users. So Redis's cost per request is ``fixed + shared / users``, fitted by least squares of the
+relative residuals over the series' cells where Redis's budget was full (a constant where they
+hold one user count).
 The curve is read only over the user counts it was fitted on: below the fewest, ``shared /
 users`` would grow without bound where Redis was never seen full, so a cell with fewer users
 takes the cost at the fewest (and one with more, at the most).
@@ -147,19 +148,36 @@ def _median_cost(
 
 
 def _fixed_and_shared(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
-    """``fixed`` and ``shared`` of ``cost = fixed + shared / users`` by least squares over
-    (users, cost) points; neither below zero, and ``shared`` 0 for a single user count."""
+    """``fixed`` and ``shared`` of ``cost = fixed + shared / users`` by least squares of the
+    *relative* residuals over (users, cost) points; neither below zero, and ``shared`` 0 for a
+    single user count.
+
+    Relative, because the model is judged by its relative error: a plain fit lets the dearest
+    point (fewest users, several times the cost of the cheapest) set the slope, and leaves the
+    cheapest, where Redis serves the most, a fifth off.
+    """
     if len({users for users, _ in points}) < 2:
         return statistics.median(cost for _, cost in points), 0.0
-    xs = [1 / users for users, _ in points]
-    ys = [cost for _, cost in points]
-    slope, intercept = statistics.linear_regression(xs, ys)
-    if slope < 0:
-        return statistics.median(ys), 0.0
-    if intercept < 0:
+    # Minimise sum(((fixed + shared / u) - y) / y)^2: regress 1 on (1 / y, 1 / (u y)).
+    rows = [(1 / cost, 1 / (users * cost)) for users, cost in points if cost > 0]
+    if len(rows) < 2:
+        return statistics.median(cost for _, cost in points), 0.0
+    s11 = sum(a * a for a, _ in rows)
+    s12 = sum(a * b for a, b in rows)
+    s22 = sum(b * b for _, b in rows)
+    t1 = sum(a for a, _ in rows)
+    t2 = sum(b for _, b in rows)
+    det = s11 * s22 - s12 * s12
+    if not det:
+        return statistics.median(cost for _, cost in points), 0.0
+    fixed = (t1 * s22 - t2 * s12) / det
+    shared = (s11 * t2 - s12 * t1) / det
+    if shared < 0:
+        return statistics.median(cost for _, cost in points), 0.0
+    if fixed < 0:
         # Through the origin: all of the cost is shared.
-        return 0.0, sum(x * y for x, y in zip(xs, ys, strict=True)) / sum(x * x for x in xs)
-    return intercept, slope
+        return 0.0, t2 / s22
+    return fixed, shared
 
 
 def limited_by(
