@@ -78,7 +78,8 @@ def markdown(
         f"Each scenario: {STACKS[config.backend]}, every replica on {config.server}, "
         f"{config.users} Locust users reading the "
         f"dashboard of both variants without think time ({config.seconds:g} s of load), the "
-        f"fault {config.fault_at:g} s in. "
+        f"fault {config.fault_at:g} s in (replica loss: later if the users' logins still run "
+        "then; its marks say when). "
         "Failures are Locust's: an answer other than the one the contract promises.",
         "",
         f"CPU budgets: {budgets(config)}.",
